@@ -2,7 +2,8 @@
 # setup.sh — prepare a Linux machine for nswire's privileged and end-to-end
 # tests. Safe to run any number of times; each step checks before it acts.
 #
-#   1. install the Debian packages the project needs (only the missing ones)
+#   1. install the Debian packages the project needs (only the missing ones;
+#      package scripts are kept from starting services)
 #   2. mount bpffs at /sys/fs/bpf
 #   3. start dockerd if `docker info` fails, and wait until it answers
 #   4. check docker0 has an IPv4 address
@@ -61,7 +62,7 @@ else
 	apt_log=$(mktemp /tmp/nswire-apt.XXXXXX)
 	apt_opts=(-q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 	rc=0
-	{ apt-get "${apt_opts[@]}" update && apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 || rc=$?
+	{ apt-get "${apt_opts[@]}" update && apt-get "${apt_opts[@]}" install "${missing[@]}"; } >"$apt_log" 2>&1 || rc=$?
 	((policy_added)) && rm -f /usr/sbin/policy-rc.d
 	if ((rc != 0)); then
 		tail -n 30 "$apt_log" >&2
@@ -80,6 +81,15 @@ else
 fi
 
 # --- 3. dockerd --------------------------------------------------------------
+# dockerd needs cgroups mounted (v1, v2 or a hybrid like this project's VMs).
+if [[ ! -e /sys/fs/cgroup/cgroup.controllers && ! -d /sys/fs/cgroup/memory ]]; then
+	if command -v cgroupfs-mount >/dev/null; then
+		step "cgroups: mounting with cgroupfs-mount"
+		cgroupfs-mount || die "cgroupfs-mount failed"
+	else
+		die "no cgroup hierarchy mounted at /sys/fs/cgroup"
+	fi
+fi
 command -v docker >/dev/null || die "no docker client on PATH"
 DOCKERD=$(command -v dockerd || true)
 [[ -n "$DOCKERD" ]] || die "no dockerd on PATH (package docker.io)"
@@ -133,7 +143,7 @@ else
 		extra=(${NSWIRE_DOCKERD_ARGS:-})
 		dpath=$(iptables_path)
 		rm -f "$DOCKERD_PIDFILE"
-		step "dockerd: starting $DOCKERD ${args[*]} ${extra[*]} (log $DOCKERD_LOG)"
+		step "dockerd: starting $DOCKERD ${args[*]}${extra[*]:+ ${extra[*]}} (log $DOCKERD_LOG)"
 		PATH="$dpath" setsid nohup "$DOCKERD" "${args[@]}" "${extra[@]}" \
 			</dev/null >>"$DOCKERD_LOG" 2>&1 &
 		disown || true

@@ -1,0 +1,459 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPinDir is where nswire pins its maps and per-endpoint links.
+const DefaultPinDir = "/sys/fs/bpf/nswire"
+
+// Endpoint modes, as stored in Endpoint.Mode (enum mode in datapath.c).
+const (
+	// ModeOff is never written to the map: an endpoint in mode off has no
+	// program attached and no map entry.
+	ModeOff      uint8 = 0
+	ModeObserve  uint8 = 1
+	ModeFastpath uint8 = 2
+)
+
+// Endpoint flags, as stored in Endpoint.Flags (enum endpoint_flag).
+const (
+	FlagGuard uint8 = 1
+)
+
+// Indexes into Counters.V (enum dir, enum l3, enum l4 in datapath.c).
+const (
+	DirRX = 0 // towards the container
+	DirTX = 1 // sent by the container
+
+	L3IPv4  = 0
+	L3IPv6  = 1
+	L3Other = 2 // ARP, runts, unknown ethertypes
+
+	L4TCP   = 0
+	L4UDP   = 1
+	L4ICMP  = 2 // ICMP for IPv4, ICMPv6 for IPv6
+	L4Other = 3 // anything else, and truncated IP headers
+)
+
+// Indexes into Counters.Drops (enum drop_reason).
+const (
+	DropSrcMAC    = 0
+	DropSrcIP4    = 1
+	DropSrcIP6    = 2
+	DropARPSpoof  = 3
+	NumDropReason = 4
+)
+
+// MaxEndpoints is the size of the endpoint and counter maps; slots are
+// 0 … MaxEndpoints-1.
+const MaxEndpoints = 4096
+
+// Return codes of the programs (tcx and cls_bpf direct-action share them).
+const (
+	ActNext     = ^uint32(0) // TC_ACT_UNSPEC / TCX_NEXT, as prog.Run reports -1
+	ActShot     = 2
+	ActRedirect = 7
+)
+
+type (
+	// Endpoint is the record keyed by host veth ifindex in the endpoints map.
+	Endpoint = DatapathEndpoint
+	// Counters are one endpoint's counters (summed over CPUs by
+	// ReadAllCounters).
+	Counters = DatapathCounters
+	// Counter is one packets/bytes pair. Bytes include the Ethernet header.
+	Counter = DatapathCounter
+	// IPKey is the key of the endpoints_by_ip map.
+	IPKey = DatapathIpKey
+)
+
+// Add adds o to c.
+func (c *DatapathCounters) Add(o *DatapathCounters) {
+	for d := range c.V {
+		for l3 := range c.V[d] {
+			for l4 := range c.V[d][l3] {
+				c.V[d][l3][l4].Packets += o.V[d][l3][l4].Packets
+				c.V[d][l3][l4].Bytes += o.V[d][l3][l4].Bytes
+			}
+		}
+	}
+	for i := range c.Drops {
+		c.Drops[i] += o.Drops[i]
+	}
+	c.FastpathPackets += o.FastpathPackets
+	c.FastpathBytes += o.FastpathBytes
+}
+
+// Total returns the packets and bytes counted in direction dir (DirRX or
+// DirTX) over all protocols. Drops are not included.
+func (c *DatapathCounters) Total(dir int) (packets, bytes uint64) {
+	for l3 := range c.V[dir] {
+		for l4 := range c.V[dir][l3] {
+			packets += c.V[dir][l3][l4].Packets
+			bytes += c.V[dir][l3][l4].Bytes
+		}
+	}
+	return packets, bytes
+}
+
+// NewEndpoint builds an endpoint record. ip4 and ip6 may be nil.
+func NewEndpoint(hostIfindex int, slot uint32, mac net.HardwareAddr, ip4, ip6 net.IP, mode, flags uint8) (Endpoint, error) {
+	ep := Endpoint{Mode: mode, Flags: flags, Slot: slot, Ifindex: uint32(hostIfindex)}
+	if hostIfindex <= 0 {
+		return ep, fmt.Errorf("invalid host ifindex %d", hostIfindex)
+	}
+	if slot >= MaxEndpoints {
+		return ep, fmt.Errorf("slot %d out of range (max %d)", slot, MaxEndpoints-1)
+	}
+	if len(mac) != 6 {
+		return ep, fmt.Errorf("invalid MAC %q: want 6 bytes", mac)
+	}
+	copy(ep.Mac[:], mac)
+	if ip4 != nil {
+		v4 := ip4.To4()
+		if v4 == nil {
+			return ep, fmt.Errorf("invalid IPv4 address %q", ip4)
+		}
+		copy(ep.Ip4[:], v4)
+	}
+	if ip6 != nil {
+		if ip6.To4() != nil || len(ip6) != net.IPv6len {
+			return ep, fmt.Errorf("invalid IPv6 address %q", ip6)
+		}
+		copy(ep.Ip6[:], ip6)
+	}
+	return ep, nil
+}
+
+// ipKeys returns the endpoints_by_ip keys of an endpoint's addresses
+// (unset addresses have none).
+func ipKeys(ip4 [4]byte, ip6 [16]byte) []IPKey {
+	var keys []IPKey
+	if ip4 != [4]byte{} {
+		k := IPKey{Family: 4}
+		copy(k.Addr[:], ip4[:])
+		keys = append(keys, k)
+	}
+	if ip6 != [16]byte{} {
+		keys = append(keys, IPKey{Family: 6, Addr: ip6})
+	}
+	return keys
+}
+
+// ipKeysFromNet is ipKeys for net.IP arguments; nil or invalid addresses are
+// skipped.
+func ipKeysFromNet(ip4, ip6 net.IP) []IPKey {
+	var a4 [4]byte
+	var a6 [16]byte
+	if v4 := ip4.To4(); v4 != nil {
+		copy(a4[:], v4)
+	}
+	if len(ip6) == net.IPv6len && ip6.To4() == nil {
+		copy(a6[:], ip6)
+	}
+	return ipKeys(a4, a6)
+}
+
+// Objects is the loaded datapath: both programs and the three maps, which
+// are pinned by name under PinDir.
+type Objects struct {
+	DatapathObjects
+	PinDir string
+}
+
+// EnsureBPFFS mounts a bpffs on /sys/fs/bpf unless one is mounted there
+// already (checked with statfs), and creates pinDir (mode 0700) and its
+// parents. pinDir is normally DefaultPinDir.
+func EnsureBPFFS(pinDir string) error {
+	const root = "/sys/fs/bpf"
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("statfs %s: %w", root, err)
+	}
+	if st.Type != unix.BPF_FS_MAGIC {
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", root, err)
+		}
+		if err := unix.Mount("bpffs", root, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w", root, err)
+		}
+	}
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		return fmt.Errorf("create pin dir: %w", err)
+	}
+	return nil
+}
+
+// Load loads the datapath, pinning its maps by name under pinDir, or
+// adopting the maps already pinned there by an earlier process. Programs are
+// not pinned: each Load makes new program instances sharing the same maps;
+// links and tc filters keep a reference to the program they run.
+//
+// If the pinned maps do not match this version's map specs, Load fails with
+// an error wrapping ebpf.ErrMapIncompatible that names the pin directory.
+func Load(pinDir string) (*Objects, error) {
+	spec, err := LoadDatapath()
+	if err != nil {
+		return nil, err
+	}
+	o := &Objects{PinDir: pinDir}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
+	if err := spec.LoadAndAssign(&o.DatapathObjects, opts); err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("load datapath: maps pinned in %s were made by another version of nswire; "+
+				"detach all containers and run `nswire gc`, or remove %s: %w", pinDir, pinDir, err)
+		}
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load datapath: %+v", ve)
+		}
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	return o, nil
+}
+
+// Close releases the file descriptors. Pins stay.
+func (o *Objects) Close() error {
+	return o.DatapathObjects.Close()
+}
+
+// Unpin removes the pinned maps. Programs attached elsewhere keep using them
+// until detached.
+func (o *Objects) Unpin() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{o.Endpoints, o.EndpointsByIp, o.EpCounters} {
+		errs = append(errs, m.Unpin())
+	}
+	return errors.Join(errs...)
+}
+
+// PutEndpoint creates or replaces the record of ep.Ifindex and its entries in
+// endpoints_by_ip. Address entries of a previous record for the same ifindex
+// that ep no longer carries are removed. An address that already belongs to
+// another live endpoint is an error.
+func (o *Objects) PutEndpoint(ep Endpoint) error {
+	if ep.Slot >= MaxEndpoints {
+		return fmt.Errorf("put endpoint %d: slot %d out of range", ep.Ifindex, ep.Slot)
+	}
+	keys := ipKeys(ep.Ip4, ep.Ip6)
+	for _, k := range keys {
+		var owner uint32
+		err := o.EndpointsByIp.Lookup(&k, &owner)
+		if err == nil && owner != ep.Ifindex {
+			var other Endpoint
+			if o.Endpoints.Lookup(&owner, &other) == nil {
+				return fmt.Errorf("put endpoint %d: address %s already belongs to endpoint %d",
+					ep.Ifindex, keyIP(k), owner)
+			}
+		} else if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("put endpoint %d: look up %s: %w", ep.Ifindex, keyIP(k), err)
+		}
+	}
+
+	var old Endpoint
+	hadOld := o.Endpoints.Lookup(&ep.Ifindex, &old) == nil
+
+	// Record first, then addresses: an address never points at a missing
+	// record for longer than the program can tell (it checks the record).
+	if err := o.Endpoints.Put(&ep.Ifindex, &ep); err != nil {
+		return fmt.Errorf("put endpoint %d: %w", ep.Ifindex, err)
+	}
+	for _, k := range keys {
+		if err := o.EndpointsByIp.Put(&k, &ep.Ifindex); err != nil {
+			return fmt.Errorf("put endpoint %d: address %s: %w", ep.Ifindex, keyIP(k), err)
+		}
+	}
+	if hadOld {
+		for _, k := range ipKeys(old.Ip4, old.Ip6) {
+			if !containsKey(keys, k) {
+				o.deleteIPKey(k, ep.Ifindex)
+			}
+		}
+	}
+	return nil
+}
+
+// Endpoint returns the record of a host ifindex, or an error wrapping
+// ebpf.ErrKeyNotExist.
+func (o *Objects) Endpoint(ifindex int) (Endpoint, error) {
+	var ep Endpoint
+	k := uint32(ifindex)
+	if err := o.Endpoints.Lookup(&k, &ep); err != nil {
+		return ep, fmt.Errorf("look up endpoint %d: %w", ifindex, err)
+	}
+	return ep, nil
+}
+
+// SetMode changes the mode of an existing endpoint record in place.
+func (o *Objects) SetMode(ifindex int, mode uint8) error {
+	ep, err := o.Endpoint(ifindex)
+	if err != nil {
+		return fmt.Errorf("set mode: %w", err)
+	}
+	ep.Mode = mode
+	k := uint32(ifindex)
+	if err := o.Endpoints.Update(&k, &ep, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("set mode of endpoint %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes the record of ifindex and the address entries that
+// point at it: those of the record and those of ip4/ip6 (either may be nil).
+// Entries pointing at another endpoint are left alone. Returns nil if there
+// is nothing to delete.
+func (o *Objects) DeleteEndpoint(ifindex int, ip4, ip6 net.IP) error {
+	k := uint32(ifindex)
+	keys := ipKeysFromNet(ip4, ip6)
+	var ep Endpoint
+	if o.Endpoints.Lookup(&k, &ep) == nil {
+		keys = append(keys, ipKeys(ep.Ip4, ep.Ip6)...)
+	}
+	var errs []error
+	for _, key := range keys {
+		errs = append(errs, o.deleteIPKey(key, k))
+	}
+	if err := o.Endpoints.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("delete endpoint %d: %w", ifindex, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Objects) deleteIPKey(k IPKey, ifindex uint32) error {
+	var owner uint32
+	if err := o.EndpointsByIp.Lookup(&k, &owner); err != nil || owner != ifindex {
+		return nil
+	}
+	if err := o.EndpointsByIp.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete address %s: %w", keyIP(k), err)
+	}
+	return nil
+}
+
+// ZeroCounters resets the counters of slot on every CPU.
+func (o *Objects) ZeroCounters(slot uint32) error {
+	if slot >= MaxEndpoints {
+		return fmt.Errorf("zero counters: slot %d out of range", slot)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("zero counters: %w", err)
+	}
+	if err := o.EpCounters.Put(&slot, make([]Counters, ncpu)); err != nil {
+		return fmt.Errorf("zero counters of slot %d: %w", slot, err)
+	}
+	return nil
+}
+
+// ReadAllCounters returns the counters of every slot that has an endpoint
+// record, summed over CPUs. It costs two batch syscalls: one over the
+// endpoints map for the slots in use, one over ep_counters[0 … highest slot].
+func (o *Objects) ReadAllCounters() (map[uint32]Counters, error) {
+	slots, err := o.usedSlots()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]Counters, len(slots))
+	if len(slots) == 0 {
+		return out, nil
+	}
+	maxSlot := uint32(0)
+	for s := range slots {
+		maxSlot = max(maxSlot, s)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	n := int(maxSlot) + 1
+	keys := make([]uint32, n)
+	vals := make([]Counters, n*ncpu)
+	var cursor ebpf.MapBatchCursor
+	got, err := o.EpCounters.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	for i := range got {
+		if _, ok := slots[keys[i]]; !ok {
+			continue
+		}
+		var sum Counters
+		for cpu := range ncpu {
+			sum.Add(&vals[i*ncpu+cpu])
+		}
+		out[keys[i]] = sum
+	}
+	return out, nil
+}
+
+// usedSlots returns the slots of all endpoint records.
+func (o *Objects) usedSlots() (map[uint32]struct{}, error) {
+	keys := make([]uint32, MaxEndpoints)
+	vals := make([]Endpoint, MaxEndpoints)
+	var cursor ebpf.MapBatchCursor
+	slots := make(map[uint32]struct{})
+	for {
+		n, err := o.Endpoints.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			slots[vals[i].Slot] = struct{}{}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return slots, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list endpoints: %w", err)
+		}
+	}
+}
+
+// AllEndpoints returns all endpoint records keyed by host ifindex.
+func (o *Objects) AllEndpoints() (map[uint32]Endpoint, error) {
+	out := make(map[uint32]Endpoint)
+	var (
+		k  uint32
+		ep Endpoint
+	)
+	it := o.Endpoints.Iterate()
+	for it.Next(&k, &ep) {
+		out[k] = ep
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// MapPinPaths returns the pin paths of the datapath maps under pinDir.
+func MapPinPaths(pinDir string) []string {
+	return []string{
+		filepath.Join(pinDir, DatapathMapEndpoints),
+		filepath.Join(pinDir, DatapathMapEndpointsByIp),
+		filepath.Join(pinDir, DatapathMapEpCounters),
+	}
+}
+
+func keyIP(k IPKey) net.IP {
+	if k.Family == 4 {
+		return net.IP(k.Addr[:4])
+	}
+	return net.IP(k.Addr[:])
+}
+
+func containsKey(keys []IPKey, k IPKey) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}

@@ -85,6 +85,8 @@ nogroup:x:65534:
 GR
 printf 'nswire-test\n' >"$root/etc/hostname"
 
+old_id=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+
 tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$work/rootfs.tar" .
 
 docker import \
@@ -95,4 +97,9 @@ docker import \
 	--change "LABEL $LABEL=$LAYOUT_VERSION" \
 	--message "nswire test image from $(basename "$BUSYBOX") (busybox-static)" \
 	"$work/rootfs.tar" "$IMAGE" >/dev/null
+new_id=$(docker image inspect --format '{{.Id}}' "$IMAGE")
+# Drop the image this one replaced (--force or layout change), unless in use.
+if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+	docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 echo "mkimage: built $IMAGE"

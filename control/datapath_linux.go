@@ -1,0 +1,558 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nswire/nswire/bpf"
+)
+
+// AttachMode says how programs are attached to a host veth.
+type AttachMode string
+
+const (
+	AttachAuto AttachMode = "auto" // tcx, or legacy tc when tcx is unsupported
+	AttachTCX  AttachMode = "tcx"  // tcx links, pinned under <pinDir>/links/<ifname>/
+	AttachTC   AttachMode = "tc"   // clsact qdisc + cls_bpf direct-action filters
+	// AttachNone is what Attach reports for mode off: nothing attached.
+	AttachNone AttachMode = ""
+)
+
+// DatapathMode is a container's datapath mode.
+type DatapathMode string
+
+const (
+	DatapathOff      DatapathMode = ModeOff
+	DatapathObserve  DatapathMode = ModeObserve
+	DatapathFastpath DatapathMode = ModeFastpath
+)
+
+// Counters are one endpoint's counters, summed over CPUs.
+type Counters = bpf.Counters
+
+// Legacy tc filter identity: the same on ingress and egress.
+const (
+	tcFilterPrio   = 1
+	tcFilterHandle = 1
+	tcFilterName   = "nswire"
+)
+
+// EndpointSpec describes one container endpoint: its host veth, the
+// container's MAC and addresses, and its counter slot.
+type EndpointSpec struct {
+	HostIfName  string
+	HostIfindex int
+	MAC         net.HardwareAddr
+	IP4         net.IP // may be nil
+	IP6         net.IP // may be nil
+	Guard       bool   // drop frames with a source MAC/IP that is not the container's
+	Slot        uint32 // < bpf.MaxEndpoints, unique per endpoint
+}
+
+// Datapath manages the eBPF datapath: the loaded programs, the pinned maps,
+// and the programs' attachments to host veths. All interface names and
+// indexes are in the calling thread's network namespace.
+type Datapath struct {
+	pinDir string
+	objs   *bpf.Objects
+}
+
+// OpenDatapath mounts bpffs if needed and loads the datapath with its maps
+// pinned under pinDir (bpf.DefaultPinDir normally), adopting maps already
+// pinned there.
+func OpenDatapath(pinDir string) (*Datapath, error) {
+	if err := bpf.EnsureBPFFS(pinDir); err != nil {
+		return nil, fmt.Errorf("open datapath: %w", err)
+	}
+	objs, err := bpf.Load(pinDir)
+	if err != nil {
+		return nil, fmt.Errorf("open datapath: %w", err)
+	}
+	return &Datapath{pinDir: pinDir, objs: objs}, nil
+}
+
+// Close releases the file descriptors. Pinned maps and links, and legacy tc
+// filters, stay: the datapath keeps working after the process exits.
+func (d *Datapath) Close() error {
+	return d.objs.Close()
+}
+
+// Objects gives access to the loaded programs and maps.
+func (d *Datapath) Objects() *bpf.Objects { return d.objs }
+
+func (d *Datapath) linkDir(ifName string) string {
+	return filepath.Join(d.pinDir, "links", ifName)
+}
+
+func (d *Datapath) linkPin(ifName, dir string) string {
+	return filepath.Join(d.linkDir(ifName), dir)
+}
+
+func checkDatapathMode(m DatapathMode) (uint8, error) {
+	switch m {
+	case DatapathOff:
+		return bpf.ModeOff, nil
+	case DatapathObserve:
+		return bpf.ModeObserve, nil
+	case DatapathFastpath:
+		return bpf.ModeFastpath, nil
+	}
+	return 0, fmt.Errorf("datapath mode %q is not one of off, observe, fastpath", m)
+}
+
+func checkAttachMode(am AttachMode) error {
+	switch am {
+	case AttachAuto, AttachTCX, AttachTC:
+		return nil
+	}
+	return fmt.Errorf("attach mode %q is not one of auto, tcx, tc", am)
+}
+
+// Attach makes ep's host veth run the datapath in mode.
+//
+// Mode off attaches nothing and writes nothing; if programs were attached
+// they are detached (as Detach). Otherwise Attach writes the endpoint record
+// (zeroing the slot's counters when the endpoint is new), then attaches
+// from_container on ingress and to_container on egress. It is idempotent: on
+// an already attached device the record is updated in place and the
+// attachments are updated to the current programs without a gap.
+//
+// am "auto" keeps an existing attachment's kind; otherwise it uses tcx and
+// falls back to legacy tc only when tcx is unsupported. An explicit "tcx" or
+// "tc" on a device attached the other way switches it (never both at once).
+// Returns the attach mode used ("tcx" or "tc"; "" for mode off).
+func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (used AttachMode, err error) {
+	m, err := checkDatapathMode(mode)
+	if err != nil {
+		return AttachNone, err
+	}
+	if err := checkAttachMode(am); err != nil {
+		return AttachNone, err
+	}
+	if m == bpf.ModeOff {
+		return AttachNone, d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+	}
+	if err := d.checkDevice(ep.HostIfName, ep.HostIfindex); err != nil {
+		return AttachNone, fmt.Errorf("attach datapath: %w", err)
+	}
+	var flags uint8
+	if ep.Guard {
+		flags |= bpf.FlagGuard
+	}
+	rec, err := bpf.NewEndpoint(ep.HostIfindex, ep.Slot, ep.MAC, ep.IP4, ep.IP6, m, flags)
+	if err != nil {
+		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+	}
+
+	old, oldErr := d.objs.Endpoint(ep.HostIfindex)
+	isNew := oldErr != nil || old.Slot != ep.Slot
+	if isNew {
+		if err := d.objs.ZeroCounters(ep.Slot); err != nil {
+			return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+		}
+	}
+	if err := d.objs.PutEndpoint(rec); err != nil {
+		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+	}
+	defer func() {
+		if err != nil && isNew {
+			d.objs.DeleteEndpoint(ep.HostIfindex, ep.IP4, ep.IP6)
+		}
+	}()
+
+	cur, attached := d.Attached(ep.HostIfName)
+	want := am
+	if want == AttachAuto {
+		if attached {
+			want = cur
+		} else {
+			want = AttachTCX
+		}
+	}
+	if attached && cur != want {
+		if err := d.detachPrograms(ep.HostIfName, ep.HostIfindex); err != nil {
+			return AttachNone, fmt.Errorf("attach datapath to %s: switch from %s to %s: %w", ep.HostIfName, cur, want, err)
+		}
+	}
+	if want == AttachTCX {
+		err = d.attachTCX(ep.HostIfName, ep.HostIfindex)
+		if err == nil {
+			return AttachTCX, nil
+		}
+		if am != AttachAuto || !errors.Is(err, link.ErrNotSupported) {
+			return AttachNone, fmt.Errorf("attach datapath to %s with tcx: %w", ep.HostIfName, err)
+		}
+		want = AttachTC
+	}
+	if err = d.attachTC(ep.HostIfindex); err != nil {
+		return AttachNone, fmt.Errorf("attach datapath to %s with tc: %w", ep.HostIfName, err)
+	}
+	return AttachTC, nil
+}
+
+// checkDevice makes sure ifindex is the device named ifName, so a stale
+// record never attaches to a device that reused the index.
+func (d *Datapath) checkDevice(ifName string, ifindex int) error {
+	if ifName == "" || ifindex <= 0 {
+		return fmt.Errorf("endpoint needs a host interface name and index (got %q, %d)", ifName, ifindex)
+	}
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("host interface %s (index %d): %w", ifName, ifindex, err)
+	}
+	if l.Attrs().Name != ifName {
+		return fmt.Errorf("interface index %d is %s, not %s", ifindex, l.Attrs().Name, ifName)
+	}
+	return nil
+}
+
+// attachTCX attaches (or updates in place) both programs with tcx links
+// pinned under links/<ifName>/.
+func (d *Datapath) attachTCX(ifName string, ifindex int) error {
+	if err := os.MkdirAll(d.linkDir(ifName), 0o700); err != nil {
+		return fmt.Errorf("create link pin dir: %w", err)
+	}
+	for _, a := range []struct {
+		dir  string
+		prog *ebpf.Program
+		typ  ebpf.AttachType
+	}{
+		{"ingress", d.objs.FromContainer, ebpf.AttachTCXIngress},
+		{"egress", d.objs.ToContainer, ebpf.AttachTCXEgress},
+	} {
+		pin := d.linkPin(ifName, a.dir)
+		if updated, err := updatePinnedTCX(pin, ifindex, a.prog); err != nil {
+			return err
+		} else if updated {
+			continue
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: a.prog, Attach: a.typ})
+		if err != nil {
+			if a.dir == "egress" {
+				unpinLink(d.linkPin(ifName, "ingress"))
+			}
+			os.Remove(d.linkDir(ifName))
+			return fmt.Errorf("%s: %w", a.dir, err)
+		}
+		err = l.Pin(pin)
+		l.Close()
+		if err != nil {
+			return fmt.Errorf("pin %s link: %w", a.dir, err)
+		}
+	}
+	return nil
+}
+
+// updatePinnedTCX replaces the program of the tcx link pinned at pin, if
+// there is one and it is still attached to ifindex. A stale pin (device gone
+// or index reused) is removed and reported as not updated.
+func updatePinnedTCX(pin string, ifindex int, prog *ebpf.Program) (bool, error) {
+	l, err := link.LoadPinnedLink(pin, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		os.Remove(pin)
+		return false, nil
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err == nil {
+		if tcx := info.TCX(); tcx != nil && int(tcx.Ifindex) == ifindex {
+			if err := l.Update(prog); err != nil {
+				return false, fmt.Errorf("update pinned link %s: %w", pin, err)
+			}
+			return true, nil
+		}
+	}
+	if err := l.Unpin(); err != nil {
+		return false, fmt.Errorf("remove stale link pin %s: %w", pin, err)
+	}
+	return false, nil
+}
+
+func unpinLink(pin string) error {
+	l, err := link.LoadPinnedLink(pin, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		if rmErr := os.Remove(pin); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			return fmt.Errorf("remove link pin %s: %w", pin, err)
+		}
+		return nil
+	}
+	defer l.Close()
+	// Detach first so the device is clean even if some other process
+	// still holds the link open.
+	if err := l.Detach(); err != nil && !errors.Is(err, unix.ENOLINK) && !errors.Is(err, link.ErrNotSupported) {
+		return fmt.Errorf("detach link %s: %w", pin, err)
+	}
+	if err := l.Unpin(); err != nil {
+		return fmt.Errorf("unpin link %s: %w", pin, err)
+	}
+	return nil
+}
+
+func clsactQdisc(ifindex int) *netlink.GenericQdisc {
+	return &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: ifindex,
+			Handle:    netlink.MakeHandle(0xffff, 0),
+			Parent:    netlink.HANDLE_CLSACT,
+		},
+		QdiscType: "clsact",
+	}
+}
+
+func tcFilter(ifindex int, parent uint32, prog *ebpf.Program) *netlink.BpfFilter {
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{
+			LinkIndex: ifindex,
+			Parent:    parent,
+			Handle:    tcFilterHandle,
+			Protocol:  unix.ETH_P_ALL,
+			Priority:  tcFilterPrio,
+		},
+		Name:         tcFilterName,
+		DirectAction: true,
+		Fd:           -1,
+	}
+	if prog != nil {
+		f.Fd = prog.FD()
+	}
+	return f
+}
+
+// attachTC attaches both programs as cls_bpf direct-action filters (prio 1,
+// handle 1, named nswire) on a clsact qdisc; FilterReplace swaps the program
+// of an existing filter in place.
+func (d *Datapath) attachTC(ifindex int) error {
+	if err := netlink.QdiscAdd(clsactQdisc(ifindex)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add clsact qdisc: %w", err)
+	}
+	for _, f := range []*netlink.BpfFilter{
+		tcFilter(ifindex, netlink.HANDLE_MIN_INGRESS, d.objs.FromContainer),
+		tcFilter(ifindex, netlink.HANDLE_MIN_EGRESS, d.objs.ToContainer),
+	} {
+		if err := netlink.FilterReplace(f); err != nil {
+			d.detachTC(ifindex)
+			return fmt.Errorf("add bpf filter: %w", err)
+		}
+	}
+	return nil
+}
+
+// tcAttached reports whether ifindex carries nswire's legacy filters.
+func tcAttached(ifindex int) bool {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return false
+	}
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		filters, err := netlink.FilterList(l, parent)
+		if err != nil {
+			continue
+		}
+		for _, f := range filters {
+			if isOurFilter(f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isOurFilter(f netlink.Filter) bool {
+	bf, ok := f.(*netlink.BpfFilter)
+	if !ok {
+		return false
+	}
+	a := bf.Attrs()
+	return a.Priority == tcFilterPrio && a.Handle == tcFilterHandle && len(bf.Name) >= len(tcFilterName) && bf.Name[:len(tcFilterName)] == tcFilterName
+}
+
+// detachTC removes nswire's legacy filters from ifindex, and the clsact
+// qdisc when no other filter is left on it. Returns nil if the device or
+// the filters are gone.
+func (d *Datapath) detachTC(ifindex int) error {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	others := 0
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		filters, err := netlink.FilterList(l, parent)
+		if err != nil {
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				continue // no clsact qdisc
+			}
+			errs = append(errs, fmt.Errorf("list filters: %w", err))
+			others++
+			continue
+		}
+		for _, f := range filters {
+			if !isOurFilter(f) {
+				others++
+				continue
+			}
+			if err := netlink.FilterDel(tcFilter(ifindex, parent, nil)); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("delete bpf filter: %w", err))
+			}
+		}
+	}
+	if others == 0 {
+		if err := netlink.QdiscDel(clsactQdisc(ifindex)); err != nil &&
+			!errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("delete clsact qdisc: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// detachPrograms removes tcx links (pins) and legacy filters of a device,
+// leaving the maps alone.
+func (d *Datapath) detachPrograms(ifName string, ifindex int) error {
+	var errs []error
+	if ifName != "" {
+		for _, dir := range []string{"ingress", "egress"} {
+			errs = append(errs, unpinLink(d.linkPin(ifName, dir)))
+		}
+		if err := os.Remove(d.linkDir(ifName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove link pin dir: %w", err))
+		}
+	}
+	if ifindex > 0 {
+		errs = append(errs, d.detachTC(ifindex))
+	}
+	return errors.Join(errs...)
+}
+
+// SetMode switches an endpoint between off, observe and fastpath at run
+// time. Between observe and fastpath only the endpoint record changes (the
+// attached programs read the mode per packet), so there is no gap. Going to
+// off detaches the programs and removes the record; coming from off
+// attaches (as Attach).
+func (d *Datapath) SetMode(ep EndpointSpec, mode DatapathMode, am AttachMode) error {
+	m, err := checkDatapathMode(mode)
+	if err != nil {
+		return err
+	}
+	if m == bpf.ModeOff {
+		return d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+	}
+	if _, attached := d.Attached(ep.HostIfName); attached {
+		if _, err := d.objs.Endpoint(ep.HostIfindex); err == nil {
+			if err := d.objs.SetMode(ep.HostIfindex, m); err != nil {
+				return fmt.Errorf("set mode of %s: %w", ep.HostIfName, err)
+			}
+			return nil
+		}
+	}
+	_, err = d.Attach(ep, mode, am)
+	return err
+}
+
+// Detach removes a host veth's tcx links (and their pins), its legacy tc
+// filters, and its endpoint and address entries. ip4/ip6 may be nil; they
+// help remove address entries when the record is already gone. Returns nil
+// if nothing is there (device, pins or entries already gone).
+func (d *Datapath) Detach(hostIfName string, hostIfindex int, ip4, ip6 net.IP) error {
+	var errs []error
+	// Only touch tc filters on ifindex if it is still the named device.
+	tcIndex := hostIfindex
+	if hostIfindex > 0 && hostIfName != "" {
+		if l, err := netlink.LinkByIndex(hostIfindex); err != nil || l.Attrs().Name != hostIfName {
+			tcIndex = 0
+		}
+	}
+	errs = append(errs, d.detachPrograms(hostIfName, tcIndex))
+	if hostIfindex > 0 {
+		errs = append(errs, d.objs.DeleteEndpoint(hostIfindex, ip4, ip6))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detach datapath from %s: %w", hostIfName, err)
+	}
+	return nil
+}
+
+// ReadCounters returns the counters of every endpoint with a record, by
+// slot, summed over CPUs (two batch syscalls).
+func (d *Datapath) ReadCounters() (map[uint32]Counters, error) {
+	return d.objs.ReadAllCounters()
+}
+
+// Attached reports how hostIfName's programs are attached: "tcx" when its
+// link pins exist, "tc" when the device carries nswire's legacy filters.
+func (d *Datapath) Attached(hostIfName string) (AttachMode, bool) {
+	if hostIfName == "" {
+		return AttachNone, false
+	}
+	for _, dir := range []string{"ingress", "egress"} {
+		if _, err := os.Stat(d.linkPin(hostIfName, dir)); err == nil {
+			return AttachTCX, true
+		}
+	}
+	if l, err := netlink.LinkByName(hostIfName); err == nil && tcAttached(l.Attrs().Index) {
+		return AttachTC, true
+	}
+	return AttachNone, false
+}
+
+// LinkPinDir returns where the tcx links of hostIfName are pinned.
+func (d *Datapath) LinkPinDir(hostIfName string) string { return d.linkDir(hostIfName) }
+
+// TCXSupported probes whether the kernel can attach tcx links (Linux ≥ 6.6).
+// A non-nil error means the probe itself could not run (e.g. no privilege).
+func TCXSupported() (bool, error) {
+	prog, err := probeProgram()
+	if err != nil {
+		return false, err
+	}
+	defer prog.Close()
+	// No device has this index: a kernel with tcx answers ENODEV.
+	_, err = link.AttachTCX(link.TCXOptions{Interface: math.MaxUint32, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if errors.Is(err, link.ErrNotSupported) {
+		return false, nil
+	}
+	return true, nil
+}
+
+// NetkitSupported probes whether the kernel has netkit devices' link
+// attachment (Linux ≥ 6.7 with CONFIG_NETKIT); nswire's netkit datapath is
+// not implemented yet.
+func NetkitSupported() (bool, error) {
+	prog, err := probeProgram()
+	if err != nil {
+		return false, err
+	}
+	defer prog.Close()
+	_, err = link.AttachNetkit(link.NetkitOptions{Interface: math.MaxUint32, Program: prog, Attach: ebpf.AttachNetkitPrimary})
+	if errors.Is(err, link.ErrNotSupported) {
+		return false, nil
+	}
+	return true, nil
+}
+
+func probeProgram() (*ebpf.Program, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		License:      "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load probe program: %w", err)
+	}
+	return prog, nil
+}

@@ -1,0 +1,448 @@
+package control
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/nswire/nswire/bpf"
+)
+
+// requireRoot skips without root, unless CI is set: then it fails.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("test needs root (CI is set, so this is a failure, not a skip)")
+	}
+	t.Skip("test needs root")
+}
+
+// newNetNS makes an anonymous network namespace, destroyed (with every
+// device in it) when the test ends.
+func newNetNS(t testing.TB) netns.NsHandle {
+	t.Helper()
+	var ns netns.NsHandle
+	inThread(t, func() {
+		orig, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer orig.Close()
+		ns, err = netns.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netns.Set(orig); err != nil {
+			panic(err) // locked thread dies with the goroutine
+		}
+	})
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// inThread runs fn on a locked thread in a fresh goroutine, so a thread left
+// in a wrong namespace by a panic is discarded, never reused.
+func inThread(t testing.TB, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var failed any
+	go func() {
+		defer close(done)
+		defer func() { failed = recover() }()
+		runtime.LockOSThread()
+		fn()
+		runtime.UnlockOSThread()
+	}()
+	<-done
+	if failed != nil {
+		t.Fatalf("in thread: %v", failed)
+	}
+}
+
+// inNS runs fn with the calling thread in ns. fn must not start goroutines
+// that use the namespace. Only non-fatal checks (t.Error) belong in fn.
+func inNS(t testing.TB, ns netns.NsHandle, fn func()) {
+	t.Helper()
+	inThread(t, func() {
+		orig, err := netns.Get()
+		if err != nil {
+			panic(err)
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			panic(err)
+		}
+		fn()
+		if err := netns.Set(orig); err != nil {
+			panic(err)
+		}
+	})
+}
+
+func testPinDir(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	dir := filepath.Join("/sys/fs/bpf", "nswire-test-"+hex.EncodeToString(b[:]))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pairNet is a "host" netns holding hostIf, and a "container" netns holding
+// its veth peer ctrIf, with IPv6 off and static neighbours (so the only
+// traffic is what the test sends).
+type pairNet struct {
+	host, ctr       netns.NsHandle
+	hostIf, ctrIf   string
+	hostIdx         int
+	hostMAC, ctrMAC net.HardwareAddr
+	hostIP, ctrIP   net.IP
+}
+
+func disableIPv6(t testing.TB, ns netns.NsHandle) {
+	inNS(t, ns, func() {
+		for _, p := range []string{"/proc/sys/net/ipv6/conf/default/disable_ipv6", "/proc/sys/net/ipv6/conf/all/disable_ipv6"} {
+			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+				panic(err)
+			}
+		}
+	})
+}
+
+func newPairNet(t testing.TB) *pairNet {
+	t.Helper()
+	p := &pairNet{
+		host: newNetNS(t), ctr: newNetNS(t),
+		hostIf: "nswh0", ctrIf: "nswc0",
+		hostIP: net.IPv4(10, 213, 0, 1).To4(), ctrIP: net.IPv4(10, 213, 0, 2).To4(),
+	}
+	disableIPv6(t, p.host)
+	disableIPv6(t, p.ctr)
+	hh, err := netlink.NewHandleAt(p.host)
+	must(t, err)
+	defer hh.Close()
+	ch, err := netlink.NewHandleAt(p.ctr)
+	must(t, err)
+	defer ch.Close()
+
+	la := netlink.NewLinkAttrs()
+	la.Name = p.hostIf
+	must(t, hh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: p.ctrIf, PeerNamespace: netlink.NsFd(p.ctr)}))
+	hl, err := hh.LinkByName(p.hostIf)
+	must(t, err)
+	cl, err := ch.LinkByName(p.ctrIf)
+	must(t, err)
+	p.hostIdx, p.hostMAC, p.ctrMAC = hl.Attrs().Index, hl.Attrs().HardwareAddr, cl.Attrs().HardwareAddr
+
+	must(t, hh.AddrAdd(hl, &netlink.Addr{IPNet: &net.IPNet{IP: p.hostIP, Mask: net.CIDRMask(24, 32)}}))
+	must(t, ch.AddrAdd(cl, &netlink.Addr{IPNet: &net.IPNet{IP: p.ctrIP, Mask: net.CIDRMask(24, 32)}}))
+	must(t, hh.NeighAdd(&netlink.Neigh{LinkIndex: hl.Attrs().Index, State: netlink.NUD_PERMANENT, IP: p.ctrIP, HardwareAddr: p.ctrMAC}))
+	must(t, ch.NeighAdd(&netlink.Neigh{LinkIndex: cl.Attrs().Index, State: netlink.NUD_PERMANENT, IP: p.hostIP, HardwareAddr: p.hostMAC}))
+	must(t, hh.LinkSetUp(hl))
+	must(t, ch.LinkSetUp(cl))
+	return p
+}
+
+func (p *pairNet) endpoint(slot uint32) EndpointSpec {
+	return EndpointSpec{HostIfName: p.hostIf, HostIfindex: p.hostIdx, MAC: p.ctrMAC, IP4: p.ctrIP, Guard: true, Slot: slot}
+}
+
+// udpBurst sends n datagrams of size bytes from netns `from` (address src)
+// to dst:port in netns `to`, and waits until all n have arrived.
+func udpBurst(t testing.TB, from, to netns.NsHandle, src, dst net.IP, n, size int) {
+	t.Helper()
+	var rx, tx *net.UDPConn
+	inNS(t, to, func() {
+		var err error
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: dst, Port: 9999})
+		if err != nil {
+			panic(err)
+		}
+	})
+	defer rx.Close()
+	inNS(t, from, func() {
+		var err error
+		tx, err = net.DialUDP("udp4", &net.UDPAddr{IP: src}, &net.UDPAddr{IP: dst, Port: 9999})
+		if err != nil {
+			panic(err)
+		}
+	})
+	defer tx.Close()
+	// Sockets stay in the namespace they were made in.
+	buf := make([]byte, size)
+	for range n {
+		if _, err := tx.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, rx.SetReadDeadline(time.Now().Add(5*time.Second)))
+	in := make([]byte, 2048)
+	for i := range n {
+		m, err := rx.Read(in)
+		if err != nil {
+			t.Fatalf("received %d of %d datagrams: %v", i, n, err)
+		}
+		if m != size {
+			t.Fatalf("datagram of %d bytes, want %d", m, size)
+		}
+	}
+}
+
+const udpFrame = 14 + 20 + 8 + 200
+
+func wantUDP(t testing.TB, d *Datapath, slot uint32, tx, rx uint64) {
+	t.Helper()
+	all, err := d.ReadCounters()
+	must(t, err)
+	got, ok := all[slot]
+	if !ok {
+		t.Fatalf("slot %d not counted", slot)
+	}
+	var want Counters
+	want.V[bpf.DirTX][bpf.L3IPv4][bpf.L4UDP] = bpf.Counter{Packets: tx, Bytes: tx * udpFrame}
+	want.V[bpf.DirRX][bpf.L3IPv4][bpf.L4UDP] = bpf.Counter{Packets: rx, Bytes: rx * udpFrame}
+	if got != want {
+		t.Errorf("slot %d counters:\n got  %+v\n want %+v", slot, got, want)
+	}
+}
+
+func tcxPrograms(t testing.TB, ns netns.NsHandle, ifindex int) int {
+	t.Helper()
+	n := 0
+	inNS(t, ns, func() {
+		for _, a := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: a})
+			if err != nil {
+				panic(err)
+			}
+			n += len(res.Programs)
+		}
+	})
+	return n
+}
+
+// tcState returns the number of filters and whether a clsact qdisc exists.
+func tcState(t testing.TB, ns netns.NsHandle, ifindex int) (filters int, clsact bool) {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns)
+	must(t, err)
+	defer h.Close()
+	l, err := h.LinkByIndex(ifindex)
+	must(t, err)
+	qs, err := h.QdiscList(l)
+	must(t, err)
+	for _, q := range qs {
+		if q.Type() == "clsact" {
+			clsact = true
+		}
+	}
+	if !clsact {
+		return 0, false
+	}
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		fs, err := h.FilterList(l, parent)
+		must(t, err)
+		filters += len(fs)
+	}
+	return filters, clsact
+}
+
+func mapEntries(t testing.TB, m *ebpf.Map) int {
+	t.Helper()
+	var k, v []byte
+	n := 0
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	must(t, it.Err())
+	return n
+}
+
+func TestDatapathAttachCountsExactly(t *testing.T) {
+	requireRoot(t)
+	for _, am := range []AttachMode{AttachTCX, AttachTC, AttachAuto} {
+		t.Run(string(am), func(t *testing.T) {
+			p := newPairNet(t)
+			pinDir := testPinDir(t)
+			const slot = 3
+			ep := p.endpoint(slot)
+
+			d, err := OpenDatapath(pinDir)
+			must(t, err)
+			var used AttachMode
+			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathFastpath, am) })
+			must(t, err)
+			wantUsed := am
+			if am == AttachAuto {
+				wantUsed = AttachTCX // this kernel has tcx
+			}
+			if used != wantUsed {
+				t.Fatalf("used %q, want %q", used, wantUsed)
+			}
+			inNS(t, p.host, func() {
+				if got, ok := d.Attached(p.hostIf); !ok || got != wantUsed {
+					t.Errorf("Attached = %q, %v", got, ok)
+				}
+			})
+			filters, _ := tcState(t, p.host, p.hostIdx)
+			progs := tcxPrograms(t, p.host, p.hostIdx)
+			if wantUsed == AttachTCX && (progs != 2 || filters != 0) {
+				t.Errorf("tcx: %d tcx programs, %d filters; want 2, 0", progs, filters)
+			}
+			if wantUsed == AttachTC && (progs != 0 || filters != 2) {
+				t.Errorf("tc: %d tcx programs, %d filters; want 0, 2", progs, filters)
+			}
+
+			// 100 out of the container, 40 into it.
+			udpBurst(t, p.ctr, p.host, p.ctrIP, p.hostIP, 100, 200)
+			udpBurst(t, p.host, p.ctr, p.hostIP, p.ctrIP, 40, 200)
+			wantUDP(t, d, slot, 100, 40)
+
+			// Re-attach and switching modes keep the counters.
+			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathFastpath, am) })
+			must(t, err)
+			if used != wantUsed {
+				t.Errorf("re-attach used %q", used)
+			}
+			inNS(t, p.host, func() { err = d.SetMode(ep, DatapathObserve, am) })
+			must(t, err)
+			if rec, _ := d.Objects().Endpoint(p.hostIdx); rec.Mode != bpf.ModeObserve {
+				t.Errorf("mode %d after SetMode observe", rec.Mode)
+			}
+			wantUDP(t, d, slot, 100, 40)
+
+			// The programs keep counting after the process lets go, and
+			// a new Datapath adopts maps and attachment.
+			must(t, d.Close())
+			udpBurst(t, p.ctr, p.host, p.ctrIP, p.hostIP, 10, 200)
+			d, err = OpenDatapath(pinDir)
+			must(t, err)
+			defer d.Close()
+			inNS(t, p.host, func() {
+				if got, ok := d.Attached(p.hostIf); !ok || got != wantUsed {
+					t.Errorf("after reopen: Attached = %q, %v", got, ok)
+				}
+			})
+			wantUDP(t, d, slot, 110, 40)
+			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathObserve, AttachAuto) })
+			must(t, err)
+			if used != wantUsed {
+				t.Errorf("re-attach after reopen used %q, want %q", used, wantUsed)
+			}
+			udpBurst(t, p.host, p.ctr, p.hostIP, p.ctrIP, 5, 200)
+			wantUDP(t, d, slot, 110, 45)
+
+			// Detach leaves nothing; a second Detach is a no-op.
+			for range 2 {
+				inNS(t, p.host, func() { err = d.Detach(p.hostIf, p.hostIdx, p.ctrIP, nil) })
+				must(t, err)
+			}
+			if n := tcxPrograms(t, p.host, p.hostIdx); n != 0 {
+				t.Errorf("%d tcx programs left", n)
+			}
+			if f, q := tcState(t, p.host, p.hostIdx); f != 0 || q {
+				t.Errorf("tc left: %d filters, clsact %v", f, q)
+			}
+			if _, err := os.Stat(d.LinkPinDir(p.hostIf)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("link pin dir left: %v", err)
+			}
+			o := d.Objects()
+			if n := mapEntries(t, o.Endpoints) + mapEntries(t, o.EndpointsByIp); n != 0 {
+				t.Errorf("%d map entries left", n)
+			}
+			inNS(t, p.host, func() {
+				if got, ok := d.Attached(p.hostIf); ok {
+					t.Errorf("still attached (%s)", got)
+				}
+			})
+		})
+	}
+}
+
+func TestDatapathSwitchAttachMode(t *testing.T) {
+	requireRoot(t)
+	p := newPairNet(t)
+	d, err := OpenDatapath(testPinDir(t))
+	must(t, err)
+	defer d.Close()
+	ep := p.endpoint(1)
+	for _, am := range []AttachMode{AttachTCX, AttachTC, AttachTCX} {
+		var used AttachMode
+		inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathObserve, am) })
+		must(t, err)
+		if used != am {
+			t.Fatalf("used %q, want %q", used, am)
+		}
+		progs := tcxPrograms(t, p.host, p.hostIdx)
+		filters, _ := tcState(t, p.host, p.hostIdx)
+		if (am == AttachTCX) != (progs == 2 && filters == 0) || (am == AttachTC) != (progs == 0 && filters == 2) {
+			t.Errorf("%s: %d tcx programs, %d tc filters", am, progs, filters)
+		}
+	}
+	// Off detaches.
+	inNS(t, p.host, func() { err = d.SetMode(ep, DatapathOff, AttachAuto) })
+	must(t, err)
+	if n := tcxPrograms(t, p.host, p.hostIdx); n != 0 {
+		t.Errorf("off: %d tcx programs left", n)
+	}
+	// And coming back from off attaches again.
+	inNS(t, p.host, func() { err = d.SetMode(ep, DatapathFastpath, AttachAuto) })
+	must(t, err)
+	if n := tcxPrograms(t, p.host, p.hostIdx); n != 2 {
+		t.Errorf("fastpath after off: %d tcx programs", n)
+	}
+	inNS(t, p.host, func() { err = d.Detach(p.hostIf, p.hostIdx, p.ctrIP, nil) })
+	must(t, err)
+}
+
+func TestDatapathAttachWrongDevice(t *testing.T) {
+	requireRoot(t)
+	p := newPairNet(t)
+	d, err := OpenDatapath(testPinDir(t))
+	must(t, err)
+	defer d.Close()
+	ep := p.endpoint(1)
+	ep.HostIfName = "nswnope"
+	inNS(t, p.host, func() { _, err = d.Attach(ep, DatapathObserve, AttachAuto) })
+	if err == nil {
+		t.Fatal("attach to an index with another name succeeded")
+	}
+	if n := mapEntries(t, d.Objects().Endpoints); n != 0 {
+		t.Errorf("%d endpoint entries left after failed attach", n)
+	}
+	// Detach of something that is not there is fine.
+	inNS(t, p.host, func() { err = d.Detach("nswnope", 99999, nil, nil) })
+	must(t, err)
+}
+
+func TestTCXSupported(t *testing.T) {
+	requireRoot(t)
+	ok, err := TCXSupported()
+	must(t, err)
+	t.Logf("tcx supported: %v", ok)
+	nk, err := NetkitSupported()
+	must(t, err)
+	t.Logf("netkit supported: %v", nk)
+}

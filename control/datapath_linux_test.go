@@ -446,3 +446,126 @@ func TestTCXSupported(t *testing.T) {
 	must(t, err)
 	t.Logf("netkit supported: %v", nk)
 }
+
+// TestDatapathFastpathRedirect wires two "containers" into a bridge in a
+// throwaway host netns and checks that, with both in fast-path mode, their
+// traffic is redirected peer to peer (the bridge port towards the receiver
+// does not transmit it) and counted exactly on both sides, and that after
+// switching the receiver to observe the same traffic takes the bridge and is
+// still counted exactly.
+func TestDatapathFastpathRedirect(t *testing.T) {
+	requireRoot(t)
+	host, c1, c2 := newNetNS(t), newNetNS(t), newNetNS(t)
+	for _, ns := range []netns.NsHandle{host, c1, c2} {
+		disableIPv6(t, ns)
+	}
+	hh, err := netlink.NewHandleAt(host)
+	must(t, err)
+	defer hh.Close()
+	bla := netlink.NewLinkAttrs()
+	bla.Name = "nswbr0"
+	must(t, hh.LinkAdd(&netlink.Bridge{LinkAttrs: bla}))
+	br, err := hh.LinkByName("nswbr0")
+	must(t, err)
+	must(t, hh.LinkSetUp(br))
+
+	type ctr struct {
+		ns     netns.NsHandle
+		hostIf string
+		idx    int
+		mac    net.HardwareAddr
+		ip     net.IP
+		ctrIdx int
+	}
+	mk := func(ns netns.NsHandle, n byte) *ctr {
+		c := &ctr{ns: ns, hostIf: "nswh" + string('0'+n), ip: net.IPv4(10, 213, 1, n).To4()}
+		la := netlink.NewLinkAttrs()
+		la.Name = c.hostIf
+		la.MasterIndex = br.Attrs().Index
+		must(t, hh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns)}))
+		hl, err := hh.LinkByName(c.hostIf)
+		must(t, err)
+		must(t, hh.LinkSetUp(hl))
+		c.idx = hl.Attrs().Index
+		ch, err := netlink.NewHandleAt(ns)
+		must(t, err)
+		defer ch.Close()
+		cl, err := ch.LinkByName("eth0")
+		must(t, err)
+		c.mac, c.ctrIdx = cl.Attrs().HardwareAddr, cl.Attrs().Index
+		must(t, ch.AddrAdd(cl, &netlink.Addr{IPNet: &net.IPNet{IP: c.ip, Mask: net.CIDRMask(24, 32)}}))
+		must(t, ch.LinkSetUp(cl))
+		return c
+	}
+	a, b := mk(c1, 2), mk(c2, 3)
+	for _, pair := range [][2]*ctr{{a, b}, {b, a}} {
+		ch, err := netlink.NewHandleAt(pair[0].ns)
+		must(t, err)
+		must(t, ch.NeighAdd(&netlink.Neigh{LinkIndex: pair[0].ctrIdx, State: netlink.NUD_PERMANENT, IP: pair[1].ip, HardwareAddr: pair[1].mac}))
+		ch.Close()
+	}
+
+	d, err := OpenDatapath(testPinDir(t))
+	must(t, err)
+	defer d.Close()
+	spec := func(c *ctr, slot uint32) EndpointSpec {
+		return EndpointSpec{HostIfName: c.hostIf, HostIfindex: c.idx, MAC: c.mac, IP4: c.ip, Guard: true, Slot: slot}
+	}
+	inNS(t, host, func() {
+		for i, c := range []*ctr{a, b} {
+			if _, err := d.Attach(spec(c, uint32(10+i)), DatapathFastpath, AttachAuto); err != nil {
+				panic(err)
+			}
+		}
+	})
+	txOf := func(c *ctr) uint64 {
+		l, err := hh.LinkByIndex(c.idx)
+		must(t, err)
+		return l.Attrs().Statistics.TxPackets
+	}
+	bridgedToB := txOf(b)
+
+	udpBurst(t, a.ns, b.ns, a.ip, b.ip, 100, 200)
+	udpBurst(t, b.ns, a.ns, b.ip, a.ip, 30, 200)
+
+	if n := txOf(b) - bridgedToB; n != 0 {
+		t.Errorf("bridge port of b transmitted %d packets; want 0 (fast path)", n)
+	}
+	check := func(slot uint32, tx, rx, fast uint64) {
+		t.Helper()
+		all, err := d.ReadCounters()
+		must(t, err)
+		var want Counters
+		want.V[bpf.DirTX][bpf.L3IPv4][bpf.L4UDP] = bpf.Counter{Packets: tx, Bytes: tx * udpFrame}
+		want.V[bpf.DirRX][bpf.L3IPv4][bpf.L4UDP] = bpf.Counter{Packets: rx, Bytes: rx * udpFrame}
+		want.FastpathPackets, want.FastpathBytes = fast, fast*udpFrame
+		if got := all[slot]; got != want {
+			t.Errorf("slot %d:\n got  %+v\n want %+v", slot, got, want)
+		}
+	}
+	check(10, 100, 30, 100)
+	check(11, 30, 100, 30)
+
+	// Receiver b back to observe: a's packets to b take the bridge, and so
+	// do b's (b is not in fast-path mode), still counted exactly once.
+	inNS(t, host, func() {
+		if err := d.SetMode(spec(b, 11), DatapathObserve, AttachAuto); err != nil {
+			panic(err)
+		}
+	})
+	bridgedToB = txOf(b)
+	udpBurst(t, a.ns, b.ns, a.ip, b.ip, 10, 200)
+	if n := txOf(b) - bridgedToB; n != 10 {
+		t.Errorf("bridge port of b transmitted %d packets; want 10 (bridged)", n)
+	}
+	check(10, 110, 30, 100)
+	check(11, 30, 110, 30)
+
+	inNS(t, host, func() {
+		for _, c := range []*ctr{a, b} {
+			if err := d.Detach(c.hostIf, c.idx, c.ip, nil); err != nil {
+				panic(err)
+			}
+		}
+	})
+}

@@ -3,8 +3,8 @@
 // them.
 package bpf
 
-// Regenerate with `go generate ./bpf` (clang and llvm-strip needed). The
-// compiler can be chosen with BPF2GO_CC (default clang), e.g.
-// `BPF2GO_CC=clang-14 go generate ./bpf`.
+// Regenerate with `go generate ./bpf` (needs clang and llvm-strip). The
+// compiler is $BPF_CLANG, else $BPF2GO_CC, else clang. The
+// output is reproducible: regenerating leaves no diff.
 //
-//go:generate go tool bpf2go -tags linux -target bpfel -type endpoint -type ip_key -type counter -type counters Datapath datapath.c -- -I./include -Wall -Werror -O2
+//go:generate sh -c "exec go tool bpf2go -cc $DOLLAR{BPF_CLANG:-$DOLLAR{BPF2GO_CC:-clang}} -tags linux -target bpfel -type endpoint -type ip_key -type counter -type counters Datapath datapath.c -- -I./include -Wall -Werror -O2"

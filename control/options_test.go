@@ -1,0 +1,174 @@
+package control
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+func mustSubnet(t *testing.T, cidr, gw string) Subnet {
+	t.Helper()
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Subnet{Net: n, Gateway: net.ParseIP(gw).To4()}
+}
+
+func noneUsed(net.IP) string { return "" }
+
+func TestResolveAddressRequested(t *testing.T) {
+	sn := mustSubnet(t, "172.17.0.0/16", "172.17.0.1")
+	used := func(ip net.IP) string {
+		if ip.Equal(net.ParseIP("172.17.0.2")) {
+			return "container a (Docker)"
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		in, want, errHas string
+	}{
+		{in: "172.17.0.10/16", want: "172.17.0.10/16"},
+		{in: "172.17.0.10", want: "172.17.0.10/16"},
+		{in: "172.17.0.10/24", errHas: "prefix /24 does not match the bridge subnet 172.17.0.0/16"},
+		{in: "172.18.0.10/16", errHas: "outside the bridge subnet"},
+		{in: "172.17.0.0/16", errHas: "network address"},
+		{in: "172.17.255.255/16", errHas: "broadcast address"},
+		{in: "172.17.0.1/16", errHas: "gateway"},
+		{in: "172.17.0.2/16", errHas: "already in use by container a (Docker)"},
+		{in: "172.17.0/16", errHas: "is not an IPv4 CIDR"},
+		{in: "banana", errHas: "is not an IPv4 address or CIDR"},
+		{in: "fd00::1/64", errHas: "is not an IPv4 CIDR"},
+	} {
+		got, err := ResolveAddress(tc.in, sn, used)
+		if tc.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("ResolveAddress(%q) error = %v, want it to contain %q", tc.in, err, tc.errHas)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.in) {
+				t.Errorf("ResolveAddress(%q) error %q does not name the bad value", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("ResolveAddress(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestAllocateFromTop(t *testing.T) {
+	sn := mustSubnet(t, "10.99.0.0/29", "10.99.0.6")
+	taken := map[string]bool{"10.99.0.5": true}
+	used := func(ip net.IP) string {
+		if taken[ip.String()] {
+			return "x"
+		}
+		return ""
+	}
+	// .7 is broadcast, .6 the gateway, .5 used: .4, then .3, .2, .1.
+	for _, want := range []string{"10.99.0.4/29", "10.99.0.3/29", "10.99.0.2/29", "10.99.0.1/29"} {
+		got, err := ResolveAddress("", sn, used)
+		if err != nil || got.String() != want {
+			t.Fatalf("allocate = %v, %v; want %s", got, err, want)
+		}
+		taken[got.IP.String()] = true
+	}
+	if _, err := ResolveAddress("", sn, used); err == nil || !strings.Contains(err.Error(), "no free address left in 10.99.0.0/29") {
+		t.Fatalf("full subnet: err = %v", err)
+	}
+}
+
+func TestFreeAddresses(t *testing.T) {
+	sn := mustSubnet(t, "10.99.0.0/29", "10.99.0.1")
+	got := FreeAddresses(sn, func(ip net.IP) string {
+		if ip.Equal(net.ParseIP("10.99.0.3")) {
+			return "x"
+		}
+		return ""
+	})
+	if got.Int64() != 4 { // 8 - network - broadcast - gateway - .3
+		t.Fatalf("FreeAddresses = %s, want 4", got)
+	}
+}
+
+func TestCheckGateway(t *testing.T) {
+	_, n, _ := net.ParseCIDR("172.17.0.0/16")
+	if err := CheckGateway(net.ParseIP("172.17.0.1"), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckGateway(net.ParseIP("10.0.0.1"), n); err == nil || !strings.Contains(err.Error(), "--gateway 10.0.0.1 is outside the bridge subnet 172.17.0.0/16") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := CheckGateway(net.ParseIP("172.17.255.255"), n); err == nil {
+		t.Fatal("broadcast accepted as gateway")
+	}
+}
+
+func TestAttachRequestValidate(t *testing.T) {
+	base := func() AttachRequest {
+		r := AttachRequest{Target: TargetSpec{Container: "web"}}
+		r.Defaults()
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*AttachRequest)
+		errHas string
+	}{
+		{"ok", func(*AttachRequest) {}, ""},
+		{"no target", func(r *AttachRequest) { r.Target = TargetSpec{} }, "no target"},
+		{"two targets", func(r *AttachRequest) { r.Target.PID = 5 }, "more than one target"},
+		{"negative pid", func(r *AttachRequest) { r.Target = TargetSpec{PID: -3} }, "--pid -3 is not a process ID"},
+		{"bad container", func(r *AttachRequest) { r.Target.Container = "we b" }, `container name "we b" has ' '`},
+		{"long ifname", func(r *AttachRequest) { r.IfName = "abcdefghijklmnop" }, `"abcdefghijklmnop" is 16 bytes long: at most 15`},
+		{"slash ifname", func(r *AttachRequest) { r.IfName = "eth/0" }, `contains '/'`},
+		{"colon ifname", func(r *AttachRequest) { r.IfName = "eth:0" }, `contains ':'`},
+		{"space ifname", func(r *AttachRequest) { r.IfName = "eth 0" }, `contains ' '`},
+		{"bad gateway", func(r *AttachRequest) { r.Gateway = "1.2.3" }, `--gateway "1.2.3" is not an IPv4 address`},
+		{"bad mac", func(r *AttachRequest) { r.MAC = "zz:00" }, `--mac "zz:00" is not an Ethernet MAC`},
+		{"multicast mac", func(r *AttachRequest) { r.MAC = "01:00:5e:00:00:01" }, "multicast"},
+		{"mtu", func(r *AttachRequest) { r.MTU = 20 }, "--mtu 20 is out of range"},
+		{"mode", func(r *AttachRequest) { r.Mode = "turbo" }, `mode "turbo" is not one of off, observe, fastpath`},
+		{"attach mode", func(r *AttachRequest) { r.AttachMode = "xdp" }, `attach mode "xdp" is not one of auto, tcx, tc`},
+		{"bad ip", func(r *AttachRequest) { r.IP = "300.1.1.1/16" }, `--ip "300.1.1.1/16"`},
+	} {
+		r := base()
+		tc.mutate(&r)
+		err := r.Validate()
+		if tc.errHas == "" {
+			if err != nil {
+				t.Errorf("%s: unexpected error %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+			t.Errorf("%s: error = %v, want it to contain %q", tc.name, err, tc.errHas)
+		}
+	}
+}
+
+func TestDifferences(t *testing.T) {
+	rec := &Record{Bridge: "docker0", IfName: "eth0", Address: "172.17.0.10/16", Gateway: "172.17.0.1", MAC: "02:00:00:00:00:01", MTU: 1500, Mode: ModeObserve}
+	same := AttachRequest{Target: TargetSpec{Container: "web"}, IP: "172.17.0.10"}
+	same.Defaults()
+	if d := differences(rec, same); d != "" {
+		t.Fatalf("same settings differ: %s", d)
+	}
+	other := same
+	other.IP = "172.17.0.11/16"
+	other.Mode = ModeFastpath
+	d := differences(rec, other)
+	if !strings.Contains(d, "ip 172.17.0.10/16, asked 172.17.0.11/16") || !strings.Contains(d, "mode observe, asked fastpath") {
+		t.Fatalf("differences = %q", d)
+	}
+}
+
+func TestFreeSlot(t *testing.T) {
+	recs := []*Record{{ID: "a", Slot: 0}, {ID: "b", Slot: 2}}
+	if s, _ := freeSlot(recs, "c"); s != 1 {
+		t.Fatalf("freeSlot = %d, want 1", s)
+	}
+	if s, _ := freeSlot(recs, "a"); s != 0 {
+		t.Fatalf("freeSlot for a's own re-attach = %d, want 0", s)
+	}
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newDetachCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "detach TARGET...",
+		Short: "Remove what attach created: programs, veth pair, address, route, record",
+		Long: `Remove everything attach created for each TARGET (a container name or ID,
+"pid N" record ID, or netns path). A target that is unknown, already detached
+or whose container has exited is not an error: detach exits 0.`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeAttached(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			for _, ref := range args {
+				res, err := m.Detach(cmd.Context(), ref)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), res.Message)
+			}
+			return nil
+		},
+	}
+}
+
+// completeAttached completes the names of attached containers.
+func completeAttached(g *globalFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		m, err := g.manager(cmd)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer m.Close()
+		recs, _, err := m.Store().List()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		for _, r := range recs {
+			names = append(names, r.DisplayName())
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newLsCmd(g *globalFlags) *cobra.Command {
+	var (
+		out outputFlag
+		all bool
+	)
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List wired containers: host veth, ifindex, address, MAC, bridge, mode",
+		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := g.manager(cmd)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			rows, err := m.List(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if out.format == "json" {
+				if rows == nil {
+					return writeJSON(w, []any{})
+				}
+				return writeJSON(w, rows)
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
+			for _, r := range rows {
+				if r.Record == nil {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tnot wired\n", r.Name, short(r.ID), r.PID)
+					continue
+				}
+				x := r.Record
+				mode := x.Mode
+				if x.AttachMode == "tc" {
+					mode += " (tc)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), x.PID, x.HostIf, x.HostIfindex, x.IfName, x.Address, x.MAC, x.Bridge, mode)
+			}
+			return tw.Flush()
+		},
+	}
+	out.register(cmd)
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list running --network=none containers that are not wired")
+	return cmd
+}
+
+func short(id string) string {
+	if len(id) > 12 && id[0] != 'n' {
+		return id[:12]
+	}
+	return id
+}

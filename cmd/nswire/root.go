@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nswire/nswire/control"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type globalFlags struct {
+	stateDir string
+	pinDir   string
+	verbose  bool
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "nswire",
+		Short: "Wire --network=none containers into a bridge and count their traffic with eBPF",
+		Long: `nswire gives a container started with --network=none a network on a Linux
+bridge such as docker0 (veth pair, address, default route) through netlink,
+with rollback, and attaches eBPF programs to the host-side veth that count
+the container's traffic exactly and can fast-path container-to-container
+packets past the bridge.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", control.DefaultStateDir, "directory of nswire's state records")
+	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
+	root.PersistentFlags().MarkHidden("state-dir")
+	root.PersistentFlags().MarkHidden("pin-dir")
+	root.AddCommand(
+		newAttachCmd(g),
+		newDetachCmd(g),
+		newLsCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// manager builds a control.Manager from the global flags. The hidden
+// NSWIRE_FAIL_AFTER_STEP / NSWIRE_CRASH_AFTER_STEP variables are the test
+// suite's fault-injection hooks.
+func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
+	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir}
+	if g.verbose {
+		cfg.Verbose = cmd.ErrOrStderr()
+	}
+	fmt.Sscan(os.Getenv("NSWIRE_FAIL_AFTER_STEP"), &cfg.FailAfterStep)
+	fmt.Sscan(os.Getenv("NSWIRE_CRASH_AFTER_STEP"), &cfg.CrashAfterStep)
+	return control.NewManager(cfg)
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print nswire's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "nswire", version)
+			return nil
+		},
+	}
+}
+
+// outputFlag is a validated -o table|json flag.
+type outputFlag struct{ format string }
+
+func (o *outputFlag) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table or json")
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (o *outputFlag) validate() error {
+	switch o.format {
+	case "table", "json":
+		return nil
+	}
+	return fmt.Errorf("-o %q is not a known output format: use table or json", o.format)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// oneOf returns a flag completion of fixed words.
+func oneOf(words ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp)
+}
+
+func joinOr(words []string) string {
+	return strings.Join(words, "|")
+}

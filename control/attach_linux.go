@@ -1,0 +1,520 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// lockTimeout bounds how long an attach or detach waits for another nswire.
+const lockTimeout = 30 * time.Second
+
+// AttachResult says what an attach did.
+type AttachResult struct {
+	Record    *Record
+	Unchanged bool     // it was already attached with these settings
+	Plan      []string // the equivalent shell commands (dry run)
+}
+
+// maxSlots is the number of counter slots the datapath has.
+const maxSlots = 4096
+
+// Attach wires the target into the bridge as req says. It holds the state
+// lock for the whole operation. On failure every step done is undone. With
+// dryRun it only returns the plan.
+func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
+	req.Defaults()
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+
+	t, err := m.Resolve(ctx, req.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+
+	existing, err := m.store.Get(t.ID)
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
+			if diff := differences(existing, req); diff != "" {
+				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
+			}
+			return &AttachResult{Record: existing, Unchanged: true}, nil
+		}
+		// The record describes a namespace or veth that is gone (the
+		// container restarted): clear it and wire afresh.
+		if !dryRun {
+			if err := m.teardown(existing); err != nil {
+				return nil, fmt.Errorf("clear stale record of %s: %w", t.Name, err)
+			}
+		}
+	}
+
+	rec, err := m.plan(ctx, t, req)
+	if err != nil {
+		return nil, err
+	}
+	if !dryRun {
+		if err := m.clearLeftover(rec); err != nil {
+			return nil, err
+		}
+	}
+	steps, release := m.attachSteps(t, rec)
+	defer release()
+	if dryRun {
+		var cmds []string
+		for _, s := range steps {
+			if s.cmd != "" {
+				cmds = append(cmds, s.cmd)
+			}
+		}
+		return &AttachResult{Record: rec, Plan: cmds}, nil
+	}
+	if err := m.run(steps); err != nil {
+		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
+	}
+	return &AttachResult{Record: rec}, nil
+}
+
+// hostLinkMatches reports whether the record's host veth still exists with
+// the recorded ifindex.
+func (m *Manager) hostLinkMatches(r *Record) bool {
+	l, err := m.host.LinkByName(r.HostIf)
+	return err == nil && l.Attrs().Index == r.HostIfindex
+}
+
+// differences lists the settings of req that differ from rec; settings left
+// to their defaults in req never differ.
+func differences(rec *Record, req AttachRequest) string {
+	var d []string
+	add := func(what, had, want string) { d = append(d, fmt.Sprintf("%s %s, asked %s", what, had, want)) }
+	if req.Bridge != rec.Bridge {
+		add("bridge", rec.Bridge, req.Bridge)
+	}
+	if req.IfName != rec.IfName {
+		add("ifname", rec.IfName, req.IfName)
+	}
+	if req.IP != "" {
+		ip, prefix, _ := parseIPFlag(req.IP)
+		rip, rnet, _ := net.ParseCIDR(rec.Address)
+		ones, _ := rnet.Mask.Size()
+		if !ip.Equal(rip) || (prefix != -1 && prefix != ones) {
+			add("ip", rec.Address, req.IP)
+		}
+	}
+	if req.Gateway != "" && !net.ParseIP(req.Gateway).Equal(net.ParseIP(rec.Gateway)) {
+		add("gateway", rec.Gateway, req.Gateway)
+	}
+	if req.MAC != "" {
+		if mac, err := net.ParseMAC(req.MAC); err == nil && mac.String() != rec.MAC {
+			add("mac", rec.MAC, mac.String())
+		}
+	}
+	if req.MTU != 0 && req.MTU != rec.MTU {
+		add("mtu", fmt.Sprint(rec.MTU), fmt.Sprint(req.MTU))
+	}
+	if req.Mode != rec.Mode {
+		add("mode", rec.Mode, req.Mode+" (`nswire mode` switches it)")
+	}
+	return strings.Join(d, "; ")
+}
+
+// plan decides every setting of the attach and checks it against the
+// machine: bridge, subnet, address, gateway, MAC, MTU, slot.
+func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Record, error) {
+	br, nets, err := netops.Bridge(m.host, req.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	if len(nets) == 0 {
+		return nil, fmt.Errorf("bridge %s has no IPv4 address: give it one (the gateway) first", req.Bridge)
+	}
+	bridgeAddr := nets[0]
+	subnet := &net.IPNet{IP: bridgeAddr.IP.Mask(bridgeAddr.Mask).To4(), Mask: bridgeAddr.Mask}
+	gw := bridgeAddr.IP.To4()
+	if req.Gateway != "" {
+		gw = net.ParseIP(req.Gateway).To4()
+		if err := CheckGateway(gw, subnet); err != nil {
+			return nil, err
+		}
+	}
+	dn, err := m.bridgeNetwork(ctx, req.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	if req.Mode == ModeFastpath && dn != nil && !dn.ICC && !req.Force {
+		return nil, fmt.Errorf("bridge %s belongs to Docker network %s with com.docker.network.bridge.enable_icc=false: the fast path would bypass that isolation between containers; use --mode observe, or --force to fast-path anyway", req.Bridge, dn.Name)
+	}
+	recs, _, err := m.store.List()
+	if err != nil {
+		return nil, err
+	}
+	used, err := m.usedAddresses(br, recs, dn, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := ResolveAddress(req.IP, Subnet{Net: subnet, Gateway: gw}, func(ip net.IP) string { return used[ip.String()] })
+	if err != nil {
+		return nil, err
+	}
+	mac := netops.StableMAC(t.ID)
+	if req.MAC != "" {
+		mac, _ = ParseMAC(req.MAC)
+	}
+	for _, r := range recs {
+		if r.MAC == mac.String() && r.ID != t.ID {
+			return nil, fmt.Errorf("--mac %s is already used by %s", mac, r.DisplayName())
+		}
+	}
+	mtu := req.MTU
+	if mtu == 0 {
+		mtu = br.Attrs().MTU
+	}
+	slot, err := freeSlot(recs, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	attachMode := req.AttachMode // replaced by the one used (tcx or tc) once attached
+	if req.Mode == ModeOff {
+		attachMode = ""
+	}
+	return &Record{
+		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
+		NetnsPath: t.NetnsPath, NetnsInode: t.Inode,
+		HostIf: netops.HostVethName(t.ID), IfName: req.IfName,
+		Address: addr.String(), Gateway: gw.String(), MAC: mac.String(), MTU: mtu,
+		Bridge: req.Bridge, Mode: req.Mode, AttachMode: attachMode, Slot: slot, Created: time.Now().UTC(),
+	}, nil
+}
+
+// usedAddresses maps each IPv4 address in use on the bridge to who uses it:
+// Docker's containers on the bridge's network, other nswire records, and
+// the bridge's neighbour table.
+func (m *Manager) usedAddresses(br netlink.Link, recs []*Record, dn *dockerNetwork, self string) (map[string]string, error) {
+	used := map[string]string{}
+	neigh, err := netops.NeighborIPs(m.host, br.Attrs().Index)
+	if err != nil {
+		return nil, err
+	}
+	for _, ip := range neigh {
+		used[ip.String()] = "a host in the neighbour table of " + br.Attrs().Name
+	}
+	if dn != nil {
+		for ip, who := range dn.Containers {
+			used[ip] = who + " (Docker)"
+		}
+	}
+	for _, r := range recs {
+		if r.ID != self && !r.Observed {
+			used[r.IP().String()] = r.DisplayName() + " (nswire)"
+		}
+	}
+	return used, nil
+}
+
+// freeSlot returns the lowest counter slot no other record holds.
+func freeSlot(recs []*Record, self string) (uint32, error) {
+	taken := map[uint32]bool{}
+	for _, r := range recs {
+		if r.ID != self {
+			taken[r.Slot] = true
+		}
+	}
+	for s := uint32(0); s < maxSlots; s++ {
+		if !taken[s] {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("all %d datapath slots are in use: detach containers or run `nswire gc`", maxSlots)
+}
+
+// attachSteps is the attach as named steps, each with its undo and the
+// equivalent shell command. release frees the in-namespace netlink handle
+// once the steps (and any rollback) are over.
+func (m *Manager) attachSteps(t *Target, rec *Record) (steps []step, release func()) {
+	tmpPeer := netops.TempPeerName(rec.ID)
+	mac, _ := net.ParseMAC(rec.MAC)
+	ip, ipnet, _ := net.ParseCIDR(rec.Address)
+	addr := &net.IPNet{IP: ip, Mask: ipnet.Mask}
+	gw := net.ParseIP(rec.Gateway)
+	nsRef := t.NetnsPath
+	if t.PID != 0 {
+		nsRef = fmt.Sprint(t.PID)
+	}
+	var nsExec string
+	if t.PID != 0 {
+		nsExec = fmt.Sprintf("nsenter -t %d -n ip", t.PID)
+	} else {
+		nsExec = fmt.Sprintf("nsenter --net=%s ip", t.NetnsPath)
+	}
+
+	var (
+		hostLink netlink.Link
+		peer     netlink.Link
+		nsh      *netlink.Handle
+		loWasUp  bool
+	)
+	closeNSH := func() {
+		if nsh != nil {
+			nsh.Close()
+			nsh = nil
+		}
+	}
+	steps = []step{
+		{
+			name: "veth",
+			cmd:  fmt.Sprintf("ip link add %s mtu %d type veth peer name %s address %s mtu %d", rec.HostIf, rec.MTU, tmpPeer, rec.MAC, rec.MTU),
+			do: func() error {
+				v, err := netops.EnsureVeth(m.host, rec.HostIf, tmpPeer, rec.MTU, mac)
+				if err != nil {
+					return err
+				}
+				hostLink = v
+				rec.HostIfindex = v.Attrs().Index
+				peer, err = netops.LinkByName(m.host, tmpPeer)
+				return err
+			},
+			undo: func() error { return netops.DeleteLink(m.host, rec.HostIf) },
+		},
+		{
+			name: "master",
+			cmd:  fmt.Sprintf("ip link set %s master %s", rec.HostIf, rec.Bridge),
+			do: func() error {
+				br, err := netops.LinkByName(m.host, rec.Bridge)
+				if err != nil {
+					return err
+				}
+				return netops.SetMaster(m.host, hostLink, br)
+			},
+			undo: func() error { return netops.SetNoMaster(m.host, hostLink) },
+		},
+		{
+			name: "host-up",
+			cmd:  fmt.Sprintf("ip link set %s up", rec.HostIf),
+			do:   func() error { return netops.SetUp(m.host, hostLink) },
+			undo: func() error { return netops.SetDown(m.host, hostLink) },
+		},
+		{
+			name: "netns",
+			cmd:  fmt.Sprintf("ip link set %s netns %s", tmpPeer, nsRef),
+			do: func() error {
+				if err := netops.MoveToNetns(m.host, peer, t.NS); err != nil {
+					return err
+				}
+				var err error
+				if nsh, err = netlink.NewHandleAt(t.NS); err != nil {
+					return fmt.Errorf("open netlink in target netns: %w", err)
+				}
+				// Look the peer up again: its index may differ there.
+				peer, err = netops.LinkByName(nsh, tmpPeer)
+				return err
+			},
+			undo: func() error {
+				// Deleting the peer inside the namespace removes the pair.
+				if nsh == nil {
+					return nil
+				}
+				return netops.DeleteLink(nsh, peer.Attrs().Name)
+			},
+		},
+		{
+			name: "rename",
+			cmd:  fmt.Sprintf("%s link set dev %s name %s", nsExec, tmpPeer, rec.IfName),
+			do: func() error {
+				l, err := netops.Rename(nsh, peer, rec.IfName)
+				if err == nil {
+					peer = l
+				}
+				return err
+			},
+			undo: func() error {
+				l, err := netops.Rename(nsh, peer, tmpPeer)
+				if err == nil {
+					peer = l
+				}
+				return err
+			},
+		},
+		{
+			name: "up",
+			cmd:  fmt.Sprintf("%s link set lo up; %s link set %s up", nsExec, nsExec, rec.IfName),
+			do: func() error {
+				lo, err := netops.LinkByName(nsh, "lo")
+				if err != nil {
+					return err
+				}
+				loWasUp = netops.IsUp(lo)
+				if !loWasUp {
+					if err := netops.SetUp(nsh, lo); err != nil {
+						return err
+					}
+				}
+				return netops.SetUp(nsh, peer)
+			},
+			undo: func() error {
+				if err := netops.SetDown(nsh, peer); err != nil {
+					return err
+				}
+				if !loWasUp {
+					if lo, err := netops.LinkByName(nsh, "lo"); err == nil {
+						return netops.SetDown(nsh, lo)
+					}
+				}
+				return nil
+			},
+		},
+		{
+			name: "address",
+			cmd:  fmt.Sprintf("%s addr add %s dev %s", nsExec, rec.Address, rec.IfName),
+			do:   func() error { return netops.AddAddr(nsh, peer, addr) },
+			undo: func() error { return netops.DelAddr(nsh, peer, addr) },
+		},
+		{
+			name: "route",
+			cmd:  fmt.Sprintf("%s route add default via %s dev %s", nsExec, rec.Gateway, rec.IfName),
+			do:   func() error { return netops.AddDefaultRoute(nsh, peer, gw) },
+			undo: func() error { return netops.DelDefaultRoute(nsh, peer, gw) },
+		},
+	}
+	if rec.Mode != ModeOff {
+		steps = append(steps, step{
+			name: "datapath",
+			cmd:  fmt.Sprintf("# attach eBPF from_container on tcx ingress and to_container on tcx egress of %s (mode %s)", rec.HostIf, rec.Mode),
+			do: func() error {
+				am, err := m.dp.attach(rec, rec.AttachMode)
+				if err == nil {
+					rec.AttachMode = am
+				}
+				return err
+			},
+			undo: func() error { return m.dp.detach(rec) },
+		})
+	}
+	steps = append(steps, step{
+		name: "record",
+		cmd:  fmt.Sprintf("# write %s", m.store.path(rec.ID)),
+		do:   func() error { return m.store.Put(rec) },
+		undo: func() error { return m.store.Delete(rec.ID) },
+	})
+	return steps, closeNSH
+}
+
+// clearLeftover removes what an attach of rec's target that crashed before
+// writing its record left behind: the host veth (and with it the peer) and
+// its datapath pins and map entries. Under the state lock, a host veth of
+// this name without a record can only be such a leftover.
+func (m *Manager) clearLeftover(rec *Record) error {
+	l, err := m.host.LinkByName(rec.HostIf)
+	if netops.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look for a leftover %s: %w", rec.HostIf, err)
+	}
+	left := *rec
+	left.HostIfindex = l.Attrs().Index
+	if err := m.dp.detach(&left); err != nil {
+		return fmt.Errorf("clear leftover datapath of %s: %w", rec.HostIf, err)
+	}
+	if err := netops.DeleteLink(m.host, rec.HostIf); err != nil {
+		return fmt.Errorf("clear leftover %s: %w", rec.HostIf, err)
+	}
+	return nil
+}
+
+// DetachResult says what a detach did.
+type DetachResult struct {
+	Record  *Record // nil when nothing was attached
+	Message string
+}
+
+// Detach undoes an attach: programs, map entries, pins, the veth pair (and
+// with it the address and route inside the container) and the record. A
+// target that is unknown, already detached or dead is success.
+func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error) {
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	rec, err := m.FindRecord(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return &DetachResult{Message: fmt.Sprintf("%s is not attached: nothing to do", ref)}, nil
+	}
+	if err := m.teardown(rec); err != nil {
+		return nil, fmt.Errorf("detach %s: %w", rec.DisplayName(), err)
+	}
+	return &DetachResult{Record: rec, Message: fmt.Sprintf("detached %s", rec.DisplayName())}, nil
+}
+
+// teardown removes everything of rec, in the reverse order of the attach;
+// each part is a no-op when already gone, so it can be re-run after a crash.
+func (m *Manager) teardown(rec *Record) error {
+	steps := []func() error{
+		func() error {
+			if rec.AttachMode != "tcx" && rec.AttachMode != "tc" {
+				return nil // no program was attached
+			}
+			return m.dp.detach(rec)
+		},
+		func() error {
+			if rec.Observed {
+				return nil // the wiring is not ours
+			}
+			return netops.DeleteLink(m.host, rec.HostIf)
+		},
+		func() error { return m.store.Delete(rec.ID) },
+	}
+	for i, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+		m.crashPoint(i + 1)
+	}
+	return nil
+}
+
+// FindRecord finds the record of ref: a container name, a full or
+// abbreviated (≥ 4 hex digits) ID, "pid:N"/"--pid" form, a netns path or a
+// record ID. Returns (nil, nil) when nothing matches.
+func (m *Manager) FindRecord(ctx context.Context, ref string) (*Record, error) {
+	recs, _, err := m.store.List()
+	if err != nil {
+		return nil, err
+	}
+	ref = strings.TrimPrefix(ref, "/")
+	var matches []*Record
+	for _, r := range recs {
+		switch {
+		case r.ID == ref, r.Name == ref, r.NetnsPath == ref && r.Kind == "netns":
+			return r, nil
+		case len(ref) >= 4 && r.Kind == "docker" && strings.HasPrefix(r.ID, ref):
+			matches = append(matches, r)
+		}
+	}
+	if len(matches) == 1 {
+		return matches[0], nil
+	}
+	if len(matches) > 1 {
+		return nil, fmt.Errorf("%q matches %d attached containers: give more of the ID", ref, len(matches))
+	}
+	return nil, nil
+}

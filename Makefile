@@ -1,0 +1,41 @@
+# nswire — see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+CLANG ?= clang
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/nswire
+# Test flags: -p 1 because the privileged tests share the host's bridge and bpffs.
+TESTFLAGS ?= -v -count=1 -p 1 -timeout 60m
+
+.PHONY: help deps build test unit demo generate generate-check bench-attach bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+deps: ## install and start what nswire and its tests need (apt packages, dockerd, bpffs, test image); idempotent
+	bash test/setup.sh
+
+build: ## build bin/nswire (no clang needed: the eBPF objects are committed)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
+
+test: deps ## set up, then run every test (unit, BPF, privileged, end-to-end)
+	CI=$${CI:-true} $(GO) test $(TESTFLAGS) ./...
+
+unit: ## run the tests that need no root and no kernel state
+	$(GO) test -count=1 ./netops ./control ./cmd/...
+
+demo: deps build ## wire a tiny httpd container into docker0, show it, fetch its page, clean up
+	bash test/demo.sh $(BIN)
+
+generate: ## regenerate the eBPF objects with bpf2go (needs clang)
+	BPF2GO_CC=$(CLANG) $(GO) generate ./bpf
+
+generate-check: generate ## fail if the committed eBPF objects differ from a fresh generate
+	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit" >&2; exit 1; }
+
+bench-attach: deps build ## measure attach+detach time (median of many rounds; 1st vs 200th attach)
+	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkAttach' -benchtime 1x -count 1 -v ./test/
+
+clean: ## remove build output
+	rm -rf bin

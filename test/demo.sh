@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make demo: wire a tiny httpd container (started with --network=none) into
+# docker0 with nswire, show it, fetch its page from the host, clean up.
+# Run by `make demo` after `make deps` (packages, dockerd, bpffs, image).
+set -euo pipefail
+NSWIRE=${1:-bin/nswire}
+IMAGE=${NSWIRE_IMAGE:-nswire-busybox:latest}
+NAME=nswire-demo-web
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { say "$*"; "$@"; }
+
+cleanup() {
+	"$NSWIRE" detach "$NAME" >/dev/null 2>&1 || true
+	docker rm -f "$NAME" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cleanup
+
+run docker run -d --network=none --name "$NAME" "$IMAGE"
+run docker exec "$NAME" ip -br addr
+run "$NSWIRE" attach "$NAME" --dry-run
+run "$NSWIRE" -v attach "$NAME"
+run "$NSWIRE" ls
+IP=$("$NSWIRE" ls -o json | sed -n "/\"name\": \"$NAME\"/,/address/p" | sed -n 's/.*"address": "\([0-9.]*\)\/.*/\1/p')
+run docker exec "$NAME" ip -br addr
+run busybox wget -q -T 5 -O - "http://$IP/"
+if "$NSWIRE" help stats >/dev/null 2>&1; then
+	run "$NSWIRE" stats "$NAME"
+fi
+run "$NSWIRE" detach "$NAME"
+echo
+echo "demo: OK — $NAME was wired at $IP, served its page to the host, and was detached"

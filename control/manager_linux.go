@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/nswire/nswire/bpf"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -45,6 +46,9 @@ type Manager struct {
 func NewManager(cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.PinDir == "" {
+		cfg.PinDir = bpf.DefaultPinDir
 	}
 	if err := CheckCapabilities(); err != nil {
 		return nil, err

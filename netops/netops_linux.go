@@ -59,34 +59,27 @@ func LinkList(h *netlink.Handle) ([]netlink.Link, error) {
 	return retryDump(h.LinkList)
 }
 
-// EnsureVeth creates a veth pair hostName <-> peerName in the handle's
-// namespace, with the given MTU (0: kernel default) and peer MAC (nil:
-// random). If hostName already exists as a veth whose peer is peerName it is
-// returned unchanged; if it exists as anything else the error names both.
-func EnsureVeth(h *netlink.Handle, hostName, peerName string, mtu int, peerMAC net.HardwareAddr) (*netlink.Veth, error) {
+// CreateVeth creates a veth pair hostName <-> peerName whose host end lives
+// in the handle's namespace and whose peer is created directly inside peerNS
+// (no later move: moving a link between namespaces waits for RCU grace
+// periods and costs milliseconds). mtu 0 keeps the kernel default; a nil
+// peerMAC lets the kernel pick one. If hostName already exists the error
+// names what it is; the caller decides whether it is a leftover to remove.
+func CreateVeth(h *netlink.Handle, hostName, peerName string, peerNS netns.NsHandle, mtu int, peerMAC net.HardwareAddr) (*netlink.Veth, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = hostName
 	attrs.MTU = mtu
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peerName, PeerHardwareAddr: peerMAC}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peerName, PeerHardwareAddr: peerMAC, PeerNamespace: netlink.NsFd(int(peerNS))}
 	if mtu > 0 {
 		veth.PeerMTU = uint32(mtu)
 	}
-	err := h.LinkAdd(veth)
-	if errors.Is(err, unix.EEXIST) {
-		l, lerr := h.LinkByName(hostName)
-		if lerr != nil {
-			return nil, fmt.Errorf("create veth %s: %w", hostName, err)
+	if err := h.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			if l, lerr := h.LinkByName(hostName); lerr == nil {
+				return nil, fmt.Errorf("create veth %s: a %s link of that name already exists", hostName, l.Type())
+			}
+			return nil, fmt.Errorf("create veth %s: an interface called %s already exists in the target namespace", hostName, peerName)
 		}
-		existing, ok := l.(*netlink.Veth)
-		if !ok {
-			return nil, fmt.Errorf("create veth %s: a link of type %q already has that name", hostName, l.Type())
-		}
-		if p, perr := h.LinkByName(peerName); perr != nil || p.Attrs().Index != existing.Attrs().ParentIndex {
-			return nil, fmt.Errorf("create veth %s: it exists but its peer is not %s", hostName, peerName)
-		}
-		return existing, nil
-	}
-	if err != nil {
 		return nil, fmt.Errorf("create veth %s peer %s: %w", hostName, peerName, err)
 	}
 	// Look it up again: the request object does not carry the index.

@@ -164,8 +164,9 @@ func ipKeysFromNet(ip4, ip6 net.IP) []IPKey {
 	return ipKeys(a4, a6)
 }
 
-// Objects is the loaded datapath: both programs and the three maps, which
-// are pinned by name under PinDir.
+// Objects is the loaded datapath: both programs, pinned under
+// ProgPinDir(PinDir), and the three maps, pinned by name under PinDir.
+// Objects returned by OpenMaps have nil programs.
 type Objects struct {
 	DatapathObjects
 	PinDir string
@@ -192,49 +193,6 @@ func EnsureBPFFS(pinDir string) error {
 		return fmt.Errorf("create pin dir: %w", err)
 	}
 	return nil
-}
-
-// Load loads the datapath, pinning its maps by name under pinDir, or
-// adopting the maps already pinned there by an earlier process. Programs are
-// not pinned: each Load makes new program instances sharing the same maps;
-// links and tc filters keep a reference to the program they run.
-//
-// If the pinned maps do not match this version's map specs, Load fails with
-// an error wrapping ebpf.ErrMapIncompatible that names the pin directory.
-func Load(pinDir string) (*Objects, error) {
-	spec, err := LoadDatapath()
-	if err != nil {
-		return nil, err
-	}
-	o := &Objects{PinDir: pinDir}
-	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
-	if err := spec.LoadAndAssign(&o.DatapathObjects, opts); err != nil {
-		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("load datapath: maps pinned in %s were made by another version of nswire; "+
-				"detach all containers and run `nswire gc`, or remove %s: %w", pinDir, pinDir, err)
-		}
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load datapath: %+v", ve)
-		}
-		return nil, fmt.Errorf("load datapath: %w", err)
-	}
-	return o, nil
-}
-
-// Close releases the file descriptors. Pins stay.
-func (o *Objects) Close() error {
-	return o.DatapathObjects.Close()
-}
-
-// Unpin removes the pinned maps. Programs attached elsewhere keep using them
-// until detached.
-func (o *Objects) Unpin() error {
-	var errs []error
-	for _, m := range []*ebpf.Map{o.Endpoints, o.EndpointsByIp, o.EpCounters} {
-		errs = append(errs, m.Unpin())
-	}
-	return errors.Join(errs...)
 }
 
 // PutEndpoint creates or replaces the record of ep.Ifindex and its entries in

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -673,4 +675,281 @@ func BenchmarkFromContainerFastpathMiss(b *testing.B) {
 
 func BenchmarkToContainer(b *testing.B) {
 	benchProg(b, func(o *Objects) *ebpf.Program { return o.ToContainer }, DirRX, ModeObserve)
+}
+
+// TestMapSpecs: the map properties Load checks pins against without parsing
+// the object are the object's.
+func TestMapSpecs(t *testing.T) {
+	spec, err := LoadDatapath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Maps) != len(mapSpecs) {
+		t.Errorf("object has %d maps, mapSpecs %d", len(spec.Maps), len(mapSpecs))
+	}
+	for name, ms := range spec.Maps {
+		want := mapSpecs[name]
+		if want == nil {
+			t.Errorf("map %s missing from mapSpecs", name)
+			continue
+		}
+		if ms.Type != want.Type || ms.KeySize != want.KeySize || ms.ValueSize != want.ValueSize ||
+			ms.MaxEntries != want.MaxEntries || ms.Flags != want.Flags || ms.Pinning != want.Pinning {
+			t.Errorf("map %s: object %+v, mapSpecs %+v", name, ms, want)
+		}
+	}
+}
+
+func progIDs(t testing.TB, o *Objects) [2]ebpf.ProgramID {
+	t.Helper()
+	var ids [2]ebpf.ProgramID
+	for i, p := range []*ebpf.Program{o.FromContainer, o.ToContainer} {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i], _ = info.ID()
+	}
+	return ids
+}
+
+// TestAdoptPinnedPrograms: Load pins the programs under a directory named
+// by the object hash and a second Load adopts them instead of loading anew.
+func TestAdoptPinnedPrograms(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	o1, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o1.Close()
+	if len(ObjectHash()) != 12 {
+		t.Errorf("ObjectHash %q", ObjectHash())
+	}
+	for _, name := range []string{DatapathProgFromContainer, DatapathProgToContainer} {
+		if _, err := os.Stat(filepath.Join(ProgPinDir(dir), name)); err != nil {
+			t.Errorf("program pin: %v", err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 { // 3 maps + progs-<hash>, no temporary directory left
+		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	}
+	o2, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o2.Close()
+	if a, b := progIDs(t, o1), progIDs(t, o2); a != b {
+		t.Errorf("second Load made new programs: %v, then %v", a, b)
+	}
+}
+
+// TestReloadWhenMapsRecreated: pinned programs that use other maps than the
+// pinned ones (maps unpinned and recreated) are replaced, not adopted.
+func TestReloadWhenMapsRecreated(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	o1, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := progIDs(t, o1)
+	for _, m := range []*ebpf.Map{o1.Endpoints, o1.EndpointsByIp, o1.EpCounters} {
+		if err := m.Unpin(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer o1.Close()
+	o2, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o2.Close()
+	if progIDs(t, o2) == old {
+		t.Fatal("adopted programs that use the old maps")
+	}
+	putEP(t, o2, loIfindex, 3, macA, ip4A, nil, ModeObserve, 0)
+	frame := ip4Frame(macB, macA, ip4A, ip4B, protoUDP, 1)
+	run(t, o2.FromContainer, frame, 1)
+	wantOnly(t, readSlot(t, o2, 3), DirTX, L3IPv4, L4UDP, 1, uint64(len(frame)))
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 {
+		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	}
+}
+
+// TestReplaceForeignPin: something else pinned where a program belongs is
+// replaced.
+func TestReplaceForeignPin(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	pd := ProgPinDir(dir)
+	if err := os.Mkdir(pd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Pin(filepath.Join(pd, DatapathProgFromContainer)); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if o.FromContainer.Type() != ebpf.SchedCLS {
+		t.Errorf("type %s", o.FromContainer.Type())
+	}
+}
+
+// TestConcurrentLoad: loaders racing on an empty pin dir all end up with
+// the same pinned programs and leave no temporary directory.
+func TestConcurrentLoad(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	const n = 6
+	objs := make([]*Objects, n)
+	errs := make([]error, n)
+	done := make(chan int)
+	for i := range n {
+		go func() {
+			objs[i], errs[i] = Load(dir)
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	var want [2]ebpf.ProgramID
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("loader %d: %v", i, errs[i])
+		}
+		defer objs[i].Close()
+	}
+	o, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	want = progIDs(t, o)
+	for i := range n {
+		if got := progIDs(t, objs[i]); got != want {
+			t.Errorf("loader %d holds programs %v, pinned %v", i, got, want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 {
+		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	}
+}
+
+func TestOpenMaps(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	_, err := OpenMaps(dir)
+	if !errors.Is(err, ErrNotPinned) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenMaps on an empty dir: %v", err)
+	}
+	t.Log(err)
+	o, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	putEP(t, o, loIfindex, 4, macA, ip4A, nil, ModeObserve, 0)
+	frame := ip4Frame(macB, macA, ip4A, ip4B, protoTCP, 1)
+	run(t, o.ToContainer, frame, 2)
+
+	r, err := OpenMaps(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FromContainer != nil || r.ToContainer != nil {
+		t.Error("OpenMaps opened programs")
+	}
+	wantOnly(t, readSlot(t, r, 4), DirRX, L3IPv4, L4TCP, 2, 2*uint64(len(frame)))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGCPrograms: program pins of another object version go unless a tcx
+// link runs them; this version's pins stay.
+func TestGCPrograms(t *testing.T) {
+	requirePrivileged(t)
+	dir := testPinDir(t)
+	o, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	spec, err := LoadDatapath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two "old versions": the same programs pinned under other hashes.
+	pinOld := func(name string) *ebpf.Program {
+		var p DatapathPrograms
+		if err := spec.LoadAndAssign(&p, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.FromContainer.Pin(filepath.Join(d, DatapathProgFromContainer)); err != nil {
+			t.Fatal(err)
+		}
+		return p.FromContainer
+	}
+	pinOld("progs-000000000001")
+	used := pinOld("progs-000000000002")
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err)
+		}
+		ns.Close()
+	}()
+	l, err := link.AttachTCX(link.TCXOptions{Interface: loIfindex, Program: used, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	removed, err := GCPrograms(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(dir, "progs-000000000001")}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	for _, d := range []string{ProgPinDir(dir), filepath.Join(dir, "progs-000000000002")} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if err := o.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ProgPinDir(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Unpin left the program pins: %v", err)
+	}
 }

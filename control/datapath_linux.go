@@ -67,9 +67,10 @@ type Datapath struct {
 	objs   *bpf.Objects
 }
 
-// OpenDatapath mounts bpffs if needed and loads the datapath with its maps
-// pinned under pinDir (bpf.DefaultPinDir normally), adopting maps already
-// pinned there.
+// OpenDatapath mounts bpffs if needed and opens the datapath pinned under
+// pinDir (bpf.DefaultPinDir normally): maps and programs pinned there by an
+// earlier process are adopted (no program is loaded or verified), missing
+// ones are loaded and pinned (see bpf.Load).
 func OpenDatapath(pinDir string) (*Datapath, error) {
 	if err := bpf.EnsureBPFFS(pinDir); err != nil {
 		return nil, fmt.Errorf("open datapath: %w", err)
@@ -80,6 +81,25 @@ func OpenDatapath(pinDir string) (*Datapath, error) {
 	}
 	return &Datapath{pinDir: pinDir, objs: objs}, nil
 }
+
+// OpenDatapathMaps opens only the maps pinned under pinDir, for read-only
+// use (ReadCounters, Objects().AllEndpoints): it loads no program and mounts
+// nothing. Attach and SetMode on the result fail; Detach works. If nothing
+// is pinned there the error reads "no datapath pinned at <pinDir>: nothing
+// is attached" and wraps bpf.ErrNotPinned (and os.ErrNotExist).
+func OpenDatapathMaps(pinDir string) (*Datapath, error) {
+	objs, err := bpf.OpenMaps(pinDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Datapath{pinDir: pinDir, objs: objs}, nil
+}
+
+// errReadOnly is returned by Attach and SetMode on a Datapath from
+// OpenDatapathMaps.
+var errReadOnly = errors.New("datapath opened read-only (maps only): use OpenDatapath to attach")
+
+func (d *Datapath) readOnly() bool { return d.objs.FromContainer == nil || d.objs.ToContainer == nil }
 
 // Close releases the file descriptors. Pinned maps and links, and legacy tc
 // filters, stay: the datapath keeps working after the process exits.
@@ -141,6 +161,9 @@ func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (us
 	}
 	if m == bpf.ModeOff {
 		return AttachNone, d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+	}
+	if d.readOnly() {
+		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, errReadOnly)
 	}
 	if err := d.checkDevice(ep.HostIfName, ep.HostIfindex); err != nil {
 		return AttachNone, fmt.Errorf("attach datapath: %w", err)
@@ -451,6 +474,9 @@ func (d *Datapath) SetMode(ep EndpointSpec, mode DatapathMode, am AttachMode) er
 	}
 	if m == bpf.ModeOff {
 		return d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+	}
+	if d.readOnly() {
+		return fmt.Errorf("set mode of %s: %w", ep.HostIfName, errReadOnly)
 	}
 	if _, attached := d.Attached(ep.HostIfName); attached {
 		if _, err := d.objs.Endpoint(ep.HostIfindex); err == nil {

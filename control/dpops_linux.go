@@ -12,6 +12,7 @@ type datapathOps interface {
 	attach(rec *Record, attachMode string) (used string, err error)
 	setMode(rec *Record, mode, attachMode string) (used string, err error)
 	detach(rec *Record) error
+	readCounters() (map[uint32]Counters, error)
 	close()
 }
 
@@ -54,6 +55,9 @@ func (l *lazyDatapath) attach(rec *Record, attachMode string) (string, error) {
 }
 
 func (l *lazyDatapath) setMode(rec *Record, mode string, attachMode string) (string, error) {
+	if attachMode == "" {
+		attachMode = "auto"
+	}
 	ep, err := endpointOf(rec)
 	if err != nil {
 		return "", err
@@ -79,4 +83,12 @@ func (l *lazyDatapath) close() {
 		l.dp.Close()
 		l.dp = nil
 	}
+}
+
+func (l *lazyDatapath) readCounters() (map[uint32]Counters, error) {
+	dp, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	return dp.ReadCounters()
 }

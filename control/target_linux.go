@@ -80,6 +80,16 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 // running container started with --network=none; the host's own namespace is
 // refused.
 func (m *Manager) Resolve(ctx context.Context, spec TargetSpec) (*Target, error) {
+	return m.resolve(ctx, spec, true)
+}
+
+// resolveAny is Resolve for a container in any Docker network mode, for
+// observing what Docker wired.
+func (m *Manager) resolveAny(ctx context.Context, spec TargetSpec) (*Target, error) {
+	return m.resolve(ctx, spec, false)
+}
+
+func (m *Manager) resolve(ctx context.Context, spec TargetSpec, requireNone bool) (*Target, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -99,7 +109,7 @@ func (m *Manager) Resolve(ctx context.Context, spec TargetSpec) (*Target, error)
 			}
 			return nil, fmt.Errorf("container %s is %s: start it first (`docker start %s`)", name, status, name)
 		}
-		if mode := string(c.HostConfig.NetworkMode); mode != "none" {
+		if mode := string(c.HostConfig.NetworkMode); requireNone && mode != "none" {
 			return nil, fmt.Errorf("container %s uses Docker network mode %q, not --network=none: Docker already wires it and nswire will not touch Docker's own networking (`nswire observe %s` counts its traffic instead)", name, mode, name)
 		}
 		t.Kind, t.ID, t.Name, t.PID = "docker", c.ID, name, c.State.Pid

@@ -14,6 +14,8 @@ func newAttachCmd(g *globalFlags) *cobra.Command {
 		req    control.AttachRequest
 		dryRun bool
 		out    outputFlag
+		watch  bool
+		so     = &statsOptions{}
 	)
 	cmd := &cobra.Command{
 		Use:   "attach [CONTAINER] [--pid N | --netns PATH]",
@@ -37,6 +39,12 @@ again with the same settings changes nothing.`,
 			}
 			req.Defaults()
 			if err := req.Validate(); err != nil {
+				return err
+			}
+			if watch && (dryRun || req.Mode == control.ModeOff) {
+				return fmt.Errorf("--watch shows live counters: it needs a mode that counts (observe or fastpath) and no --dry-run")
+			}
+			if err := so.validate(); err != nil {
 				return err
 			}
 			return out.validate()
@@ -69,6 +77,11 @@ again with the same settings changes nothing.`,
 			}
 			fmt.Fprintf(w, "attached %s: %s %s (mac %s) on %s via %s, gateway %s, mode %s, in %s\n",
 				r.DisplayName(), r.IfName, r.Address, r.MAC, r.Bridge, r.HostIf, r.Gateway, r.Mode, time.Since(start).Round(100*time.Microsecond))
+			if watch {
+				// Ctrl-C ends the watch; the container stays attached.
+				so.watch = true
+				return runStats(cmd.Context(), w, m, []string{r.ID}, so)
+			}
 			return nil
 		},
 	}
@@ -85,6 +98,8 @@ again with the same settings changes nothing.`,
 	f.StringVar(&req.AttachMode, "attach-mode", "auto", "how to attach programs: "+joinOr(control.AttachModes)+" (auto: tcx, legacy tc only where tcx is unsupported)")
 	f.BoolVar(&req.Force, "force", false, "allow --mode fastpath on a bridge with enable_icc=false")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan as the equivalent ip commands and change nothing")
+	f.BoolVarP(&watch, "watch", "w", false, "after wiring, stay in the live stats of the container (Ctrl-C leaves it attached)")
+	so.register(cmd, false)
 	out.register(cmd)
 	cmd.RegisterFlagCompletionFunc("mode", oneOf(control.Modes...))
 	cmd.RegisterFlagCompletionFunc("attach-mode", oneOf(control.AttachModes...))

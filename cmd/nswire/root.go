@@ -44,6 +44,13 @@ packets past the bridge.`,
 		newAttachCmd(g),
 		newDetachCmd(g),
 		newLsCmd(g),
+		newDoctorCmd(g),
+		newGcCmd(g),
+		newStatsCmd(g),
+		newModeCmd(g),
+		newObserveCmd(g),
+		newUnobserveCmd(g),
+		newMetricsCmd(g),
 		newVersionCmd(),
 	)
 	return root
@@ -88,6 +95,10 @@ func (o *outputFlag) validate() error {
 		return nil
 	}
 	return fmt.Errorf("-o %q is not a known output format: use table or json", o.format)
+}
+
+func writeJSONCompact(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -1,0 +1,148 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// ObserveRequest names a target nswire did not wire and the interface in
+// it whose traffic to count.
+type ObserveRequest struct {
+	Target     TargetSpec
+	IfName     string // default eth0
+	AttachMode string // auto, tcx, tc
+}
+
+// Observe attaches only the counters to the host-side peer of the target's
+// interface, without changing its wiring: for containers Docker wired, or a
+// namespace wired by hand. The peer is found as `ethtool -S` would show its
+// peer_ifindex, through netlink. The spoof guard stays off (nswire does not
+// own the endpoint's addresses).
+func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, bool, error) {
+	if req.IfName == "" {
+		req.IfName = "eth0"
+	}
+	if req.AttachMode == "" {
+		req.AttachMode = "auto"
+	}
+	if err := req.Target.Validate(); err != nil {
+		return nil, false, err
+	}
+	if err := netops.ValidateIfName(req.IfName); err != nil {
+		return nil, false, fmt.Errorf("--ifname: %w", err)
+	}
+	if err := checkAttachModeName(req.AttachMode); err != nil {
+		return nil, false, err
+	}
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, false, err
+	}
+	defer lock.Release()
+	t, err := m.resolveAny(ctx, req.Target)
+	if err != nil {
+		return nil, false, err
+	}
+	defer t.Close()
+	if existing, err := m.store.Get(t.ID); err != nil {
+		return nil, false, err
+	} else if existing != nil {
+		if existing.Observed && existing.IfName == req.IfName && m.hostLinkMatches(existing) {
+			return existing, true, nil
+		}
+		if !existing.Observed {
+			return nil, false, fmt.Errorf("%s was wired by nswire and is counted already (mode %s): `nswire mode` changes what is counted", t.Name, existing.Mode)
+		}
+		if err := m.teardown(existing); err != nil {
+			return nil, false, err
+		}
+	}
+	nsh, err := netlink.NewHandleAt(t.NS)
+	if err != nil {
+		return nil, false, fmt.Errorf("open netlink in target netns: %w", err)
+	}
+	defer nsh.Close()
+	inner, err := nsh.LinkByName(req.IfName)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s has no interface %s (give another with --ifname)", t.Name, req.IfName)
+	}
+	peerIdx, err := netops.PeerIndex(inner)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	host, err := m.host.LinkByIndex(peerIdx)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: the peer of %s (ifindex %d) is not in the host namespace", t.Name, req.IfName, peerIdx)
+	}
+	if hv, ok := host.(*netlink.Veth); !ok || hv.Attrs().ParentIndex != inner.Attrs().Index {
+		return nil, false, fmt.Errorf("%s: host link %d (%s) is not the peer of its %s", t.Name, peerIdx, host.Attrs().Name, req.IfName)
+	}
+	rec := &Record{
+		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
+		NetnsPath: t.NetnsPath, NetnsInode: t.Inode, HostIf: host.Attrs().Name, HostIfindex: peerIdx,
+		IfName: req.IfName, MAC: inner.Attrs().HardwareAddr.String(), MTU: inner.Attrs().MTU,
+		Mode: ModeObserve, AttachMode: req.AttachMode, Observed: true, Created: time.Now().UTC(),
+	}
+	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
+		rec.Address = addrs[0].IPNet.String()
+	}
+	if host.Attrs().MasterIndex > 0 {
+		if br, err := m.host.LinkByIndex(host.Attrs().MasterIndex); err == nil {
+			rec.Bridge = br.Attrs().Name
+		}
+	}
+	recs, _, err := m.store.List()
+	if err != nil {
+		return nil, false, err
+	}
+	if rec.Slot, err = freeSlot(recs, t.ID); err != nil {
+		return nil, false, err
+	}
+	err = m.run([]step{
+		{
+			name: "datapath",
+			do: func() error {
+				used, err := m.dp.attach(rec, rec.AttachMode)
+				if err == nil {
+					rec.AttachMode = used
+				}
+				return err
+			},
+			undo: func() error { return m.dp.detach(rec) },
+		},
+		{name: "record", do: func() error { return m.store.Put(rec) }, undo: func() error { return m.store.Delete(rec.ID) }},
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("observe %s: %w", t.Name, err)
+	}
+	return rec, false, nil
+}
+
+// Unobserve removes the counters Observe attached. A target that is not
+// observed is success; one nswire wired is an error (detach it instead).
+func (m *Manager) Unobserve(ctx context.Context, ref string) (*DetachResult, error) {
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	rec, err := m.FindRecord(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return &DetachResult{Message: fmt.Sprintf("%s is not observed: nothing to do", ref)}, nil
+	}
+	if !rec.Observed {
+		return nil, fmt.Errorf("%s was wired by nswire, not only observed: `nswire detach %s` removes it", rec.DisplayName(), rec.DisplayName())
+	}
+	if err := m.teardown(rec); err != nil {
+		return nil, fmt.Errorf("unobserve %s: %w", rec.DisplayName(), err)
+	}
+	return &DetachResult{Record: rec, Message: "stopped observing " + rec.DisplayName()}, nil
+}

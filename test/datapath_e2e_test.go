@@ -264,7 +264,9 @@ func TestFastpathCountsExact(t *testing.T) {
 		burst(t, a, b, n, size)
 		sa1, sb1 := e.stats(idA), e.stats(idB)
 		hb, _ = netlink.LinkByName(recB.HostIf)
-		sub := func(x, y control.Flow) control.Flow { return control.Flow{Packets: y.Packets - x.Packets, Bytes: y.Bytes - x.Bytes} }
+		sub := func(x, y control.Flow) control.Flow {
+			return control.Flow{Packets: y.Packets - x.Packets, Bytes: y.Bytes - x.Bytes}
+		}
 		return sub(sa0.TXByProto["ipv4/udp"], sa1.TXByProto["ipv4/udp"]), sub(sb0.RXByProto["ipv4/udp"], sb1.RXByProto["ipv4/udp"]),
 			sub(sa0.Fastpathed, sa1.Fastpathed), hb.Attrs().Statistics.TxPackets - bTx0
 	}

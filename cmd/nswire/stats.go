@@ -54,7 +54,7 @@ spoof-guard drops and fast-pathed packets. rx is traffic to the container,
 tx traffic from it; bytes include the Ethernet header, as the kernel's
 interface counters count them. With --watch, refresh every --interval with
 per-second rates beside the totals, until Ctrl-C.`,
-		Example: "  nswire stats\n  nswire stats web -w\n  nswire stats -o json\n  nswire stats -o prometheus",
+		Example:           "  nswire stats\n  nswire stats web -w\n  nswire stats -o json\n  nswire stats -o prometheus",
 		ValidArgsFunction: completeAttached(g),
 		PreRunE:           func(*cobra.Command, []string) error { return o.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -18,7 +18,8 @@ type datapathOps interface {
 
 type lazyDatapath struct {
 	pinDir string
-	dp     *Datapath
+	dp     *Datapath // programs and maps, for attaching
+	ro     *Datapath // maps only, for reading counters
 }
 
 func newDatapathOps(pinDir string) datapathOps { return &lazyDatapath{pinDir: pinDir} }
@@ -79,16 +80,26 @@ func (l *lazyDatapath) detach(rec *Record) error {
 }
 
 func (l *lazyDatapath) close() {
-	if l.dp != nil {
-		l.dp.Close()
-		l.dp = nil
+	for _, dp := range []**Datapath{&l.dp, &l.ro} {
+		if *dp != nil {
+			(*dp).Close()
+			*dp = nil
+		}
 	}
 }
 
+// readCounters reads through the full datapath when this process has it open,
+// else through the pinned maps alone (no programs are loaded to read).
 func (l *lazyDatapath) readCounters() (map[uint32]Counters, error) {
-	dp, err := l.open()
-	if err != nil {
-		return nil, err
+	if l.dp != nil {
+		return l.dp.ReadCounters()
 	}
-	return dp.ReadCounters()
+	if l.ro == nil {
+		ro, err := OpenDatapathMaps(l.pinDir)
+		if err != nil {
+			return nil, err
+		}
+		l.ro = ro
+	}
+	return l.ro.ReadCounters()
 }

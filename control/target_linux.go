@@ -50,14 +50,32 @@ func (m *Manager) Docker() (*client.Client, error) {
 	return cli, nil
 }
 
-// dockerReachable reports whether the engine answers a ping.
+// dockerReachable reports whether the engine answers (a ping, unless this
+// process has already talked to it).
 func (m *Manager) dockerReachable(ctx context.Context) bool {
+	if m.dockerOK {
+		return true
+	}
 	cli, err := m.Docker()
 	if err != nil {
 		return false
 	}
 	_, err = cli.Ping(ctx)
-	return err == nil
+	m.dockerOK = err == nil
+	return m.dockerOK
+}
+
+// inContainer checks that process pid belongs to the container id, by its
+// cgroup path (both the cgroupfs and the systemd drivers put the ID in it).
+func inContainer(pid int, id string) error {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return fmt.Errorf("process %d is gone", pid)
+	}
+	if !strings.Contains(string(data), id) {
+		return fmt.Errorf("process %d is no longer in container %.12s", pid, id)
+	}
+	return nil
 }
 
 // inspect returns the container ref refers to, with errors a user can act on.
@@ -73,6 +91,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 	if err != nil {
 		return c, fmt.Errorf("inspect container %q: %w (is dockerd running? `nswire doctor` checks)", ref, err)
 	}
+	m.dockerOK = true
 	return c, nil
 }
 
@@ -117,12 +136,13 @@ func (m *Manager) resolve(ctx context.Context, spec TargetSpec, requireNone bool
 		if t.NS, err = netops.OpenNetnsPath(t.NetnsPath); err != nil {
 			return nil, fmt.Errorf("container %s: its process %d is gone: %w", name, c.State.Pid, err)
 		}
-		// The PID might have been reused between inspect and open: check the
-		// container still runs with that PID now that the handle is held.
-		c2, err := m.inspect(ctx, c.ID)
-		if err != nil || c2.State == nil || !c2.State.Running || c2.State.Pid != c.State.Pid {
+		// The PID might have been reused between inspect and open: check,
+		// now that the handle is held, that the process is still in the
+		// container's cgroup (a local read, where a second inspect would
+		// cost a round trip to the engine).
+		if err := inContainer(c.State.Pid, c.ID); err != nil {
 			t.Close()
-			return nil, fmt.Errorf("container %s stopped while nswire opened its namespace", name)
+			return nil, fmt.Errorf("container %s stopped while nswire opened its namespace: %w", name, err)
 		}
 	case spec.PID != 0:
 		t.Kind, t.PID = "pid", spec.PID
@@ -169,22 +189,19 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 		return nil, nil
 	}
 	cli, _ := m.Docker()
+	// Docker's default network "bridge" is docker0: one call finds it.
+	if bridge == "docker0" {
+		n, err := cli.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+		if err == nil && bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) == bridge {
+			return toDockerNetwork(n), nil
+		}
+	}
 	nets, err := cli.NetworkList(ctx, network.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list docker networks: %w", err)
 	}
 	for _, n := range nets {
-		if n.Driver != "bridge" {
-			continue
-		}
-		brName := n.Options["com.docker.network.bridge.name"]
-		if brName == "" && n.Name == "bridge" {
-			brName = "docker0"
-		}
-		if brName == "" {
-			brName = "br-" + n.ID[:12]
-		}
-		if brName != bridge {
+		if bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) != bridge {
 			continue
 		}
 		full, err := cli.NetworkInspect(ctx, n.ID, network.InspectOptions{})
@@ -194,15 +211,37 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 			}
 			return nil, fmt.Errorf("inspect docker network %s: %w", n.Name, err)
 		}
-		dn := &dockerNetwork{Name: full.Name, ICC: full.Options["com.docker.network.bridge.enable_icc"] != "false", Containers: map[string]string{}}
-		for _, ep := range full.Containers {
-			if ip, _, ok := strings.Cut(ep.IPv4Address, "/"); ok {
-				dn.Containers[ip] = "container " + ep.Name
-			}
-		}
-		return dn, nil
+		return toDockerNetwork(full), nil
 	}
 	return nil, nil
+}
+
+// bridgeNameOf is the Linux bridge of a Docker bridge network ("" for other
+// drivers).
+func bridgeNameOf(name, id, driver string, opts map[string]string) string {
+	if driver != "bridge" {
+		return ""
+	}
+	if b := opts["com.docker.network.bridge.name"]; b != "" {
+		return b
+	}
+	if name == "bridge" {
+		return "docker0"
+	}
+	if len(id) >= 12 {
+		return "br-" + id[:12]
+	}
+	return ""
+}
+
+func toDockerNetwork(n network.Inspect) *dockerNetwork {
+	dn := &dockerNetwork{Name: n.Name, ICC: n.Options["com.docker.network.bridge.enable_icc"] != "false", Containers: map[string]string{}}
+	for _, ep := range n.Containers {
+		if ip, _, ok := strings.Cut(ep.IPv4Address, "/"); ok {
+			dn.Containers[ip] = "container " + ep.Name
+		}
+	}
+	return dn
 }
 
 // noneContainers lists running containers started with --network=none.

@@ -38,6 +38,7 @@ type Manager struct {
 	hostNS    netns.NsHandle
 	hostInode uint64
 	docker    *client.Client
+	dockerOK  bool // the engine answered this process already
 	dp        datapathOps
 }
 

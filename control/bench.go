@@ -1,0 +1,427 @@
+package control
+
+// The bench's data model and arithmetic: configuration and its validation,
+// the interleaved order of a round, medians, spreads and ratios, the result
+// file, and the comparison of two result files. Nothing here touches the
+// machine; bench_*_linux.go runs the experiment.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// Bench variants: how the two ends of a workload are connected.
+const (
+	VariantDocker   = "docker"   // a pair wired by Docker's own bridge driver
+	VariantOff      = "off"      // nswire wiring, no program
+	VariantObserve  = "observe"  // nswire wiring, counting programs
+	VariantFastpath = "fastpath" // nswire wiring, counting + redirect to the peer
+	VariantLoopback = "loopback" // both ends in one namespace over lo: the limit
+)
+
+// BenchVariants lists the variants in their default order.
+var BenchVariants = []string{VariantDocker, VariantOff, VariantObserve, VariantFastpath, VariantLoopback}
+
+// Bench workloads.
+const (
+	WorkloadTCPRR     = "tcp_rr"     // 1-byte ping-pong on one connection
+	WorkloadTCPCRR    = "tcp_crr"    // connect, 1-byte request/response, close
+	WorkloadTCPStream = "tcp_stream" // one connection, 128 KiB writes
+	WorkloadUDPRate   = "udp_rate"   // 64-byte datagrams as fast as possible
+	WorkloadIperf3    = "iperf3"     // iperf3 TCP throughput, a cross-check
+)
+
+// BenchWorkloads lists the default workloads; WorkloadIperf3 is added by
+// BenchConfig.Iperf3.
+var BenchWorkloads = []string{WorkloadTCPRR, WorkloadTCPCRR, WorkloadTCPStream, WorkloadUDPRate}
+
+// MinBenchDuration is the shortest measuring time per cell that still gives
+// a rate worth reporting.
+const MinBenchDuration = 200 * time.Millisecond
+
+// MetricDef describes one figure a workload produces.
+type MetricDef struct {
+	Key          string `json:"key"`
+	Unit         string `json:"unit"`
+	HigherBetter bool   `json:"higherIsBetter"`
+	MayBeZero    bool   `json:"mayBeZero,omitempty"` // e.g. loss
+}
+
+// benchMetrics lists each workload's figures; the first is its headline.
+var benchMetrics = map[string][]MetricDef{
+	WorkloadTCPRR: {
+		{Key: "rate", Unit: "trans/s", HigherBetter: true},
+		{Key: "p50", Unit: "µs"},
+		{Key: "p99", Unit: "µs"},
+		{Key: "cpu", Unit: "cpu-µs/trans"},
+	},
+	WorkloadTCPCRR: {
+		{Key: "rate", Unit: "conn/s", HigherBetter: true},
+		{Key: "cpu", Unit: "cpu-µs/conn"},
+		{Key: "resets", Unit: "retried", MayBeZero: true},
+	},
+	WorkloadTCPStream: {
+		{Key: "throughput", Unit: "Gbit/s", HigherBetter: true},
+		{Key: "cpu", Unit: "cpu-ms/GB"},
+	},
+	WorkloadUDPRate: {
+		{Key: "rate", Unit: "pkt/s rx", HigherBetter: true},
+		{Key: "loss", Unit: "%", MayBeZero: true},
+		{Key: "cpu", Unit: "cpu-ns/pkt"},
+	},
+	WorkloadIperf3: {
+		{Key: "throughput", Unit: "Gbit/s", HigherBetter: true},
+	},
+}
+
+// BenchMetrics returns the figures of workload w, headline first.
+func BenchMetrics(w string) []MetricDef { return benchMetrics[w] }
+
+// BenchConfig is what a bench run measures and how.
+type BenchConfig struct {
+	Variants  []string      `json:"variants"`
+	Workloads []string      `json:"workloads"`
+	Rounds    int           `json:"rounds"`
+	Duration  time.Duration `json:"duration"` // measured time per cell
+	Warmup    time.Duration `json:"warmup"`   // unmeasured time before it
+	NetnsOnly bool          `json:"netnsOnly"`
+	Bridge    string        `json:"bridge"`
+	Image     string        `json:"image,omitempty"`
+	Iperf3    bool          `json:"iperf3,omitempty"`
+	NoPin     bool          `json:"noPin,omitempty"`
+}
+
+// Bench defaults.
+const (
+	DefaultBenchRounds   = 5
+	DefaultBenchDuration = 3 * time.Second
+	DefaultBenchWarmup   = 500 * time.Millisecond
+	DefaultBenchImage    = "nswire-busybox:latest"
+)
+
+// Defaults fills empty fields.
+func (c *BenchConfig) Defaults() {
+	if len(c.Variants) == 0 {
+		c.Variants = slices.Clone(BenchVariants)
+	}
+	if len(c.Workloads) == 0 {
+		c.Workloads = slices.Clone(BenchWorkloads)
+	}
+	if c.Iperf3 && !slices.Contains(c.Workloads, WorkloadIperf3) {
+		c.Workloads = append(c.Workloads, WorkloadIperf3)
+	}
+	if c.Rounds == 0 {
+		c.Rounds = DefaultBenchRounds
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultBenchDuration
+	}
+	if c.Bridge == "" {
+		c.Bridge = "docker0"
+	}
+	if c.Image == "" {
+		c.Image = DefaultBenchImage
+	}
+}
+
+// Validate checks the configuration without touching the machine.
+func (c *BenchConfig) Validate() error {
+	if err := checkNames("variant", c.Variants, BenchVariants); err != nil {
+		return err
+	}
+	all := append(slices.Clone(BenchWorkloads), WorkloadIperf3)
+	if err := checkNames("workload", c.Workloads, all); err != nil {
+		return err
+	}
+	switch {
+	case c.Rounds < 1 || c.Rounds > 1000:
+		return fmt.Errorf("--rounds %d is out of range: give 1 to 1000", c.Rounds)
+	case c.Duration < MinBenchDuration:
+		return fmt.Errorf("--duration %s is too short to measure: give at least %s (default %s)", c.Duration, MinBenchDuration, DefaultBenchDuration)
+	case c.Duration > time.Hour:
+		return fmt.Errorf("--duration %s is over an hour per cell: give less", c.Duration)
+	case c.Warmup < 0 || c.Warmup > time.Minute:
+		return fmt.Errorf("--warmup %s is out of range: give 0 to 1m", c.Warmup)
+	}
+	if err := netops.ValidateIfName(c.Bridge); err != nil {
+		return fmt.Errorf("--bridge: %w", err)
+	}
+	return nil
+}
+
+func checkNames(what string, got, known []string) error {
+	if len(got) == 0 {
+		return fmt.Errorf("no %s given: pick from %s", what, strings.Join(known, ","))
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		if !slices.Contains(known, g) {
+			return fmt.Errorf("unknown %s %q: pick from %s", what, g, strings.Join(known, ","))
+		}
+		if seen[g] {
+			return fmt.Errorf("%s %q is given twice", what, g)
+		}
+		seen[g] = true
+	}
+	return nil
+}
+
+// RoundOrder returns the order of the variants in round r (0-based): the
+// list rotated left by r, so that A B C D E is followed by B C D E A and
+// machine noise is spread over every variant.
+func RoundOrder(variants []string, r int) []string {
+	n := len(variants)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	for i := range n {
+		out = append(out, variants[(i+r)%n])
+	}
+	return out
+}
+
+// CPUUsage is the CPU time spent during one measured cell.
+type CPUUsage struct {
+	UserNs    int64 `json:"userNs"`    // this process, user mode
+	SysNs     int64 `json:"sysNs"`     // this process, kernel mode
+	SoftirqNs int64 `json:"softirqNs"` // every CPU's softirq time (/proc/stat)
+	CgroupNs  int64 `json:"cgroupNs"`  // this process's cgroup (cpu.stat usage_usec), -1 when unreadable
+}
+
+// TotalNs is the CPU time charged to the work: the process's own time plus
+// the softirq time, where the kernel's receive path runs.
+func (c CPUUsage) TotalNs() int64 { return c.UserNs + c.SysNs + c.SoftirqNs }
+
+// BenchSample is one measured cell: one variant running one workload in one
+// round.
+type BenchSample struct {
+	Round    int                `json:"round"` // 1-based
+	Seq      int                `json:"seq"`   // position in the whole run, 1-based
+	Variant  string             `json:"variant"`
+	Workload string             `json:"workload"`
+	Start    time.Time          `json:"start"`
+	Seconds  float64            `json:"seconds"` // measured time
+	Metrics  map[string]float64 `json:"metrics"`
+	CPU      CPUUsage           `json:"cpu"`
+}
+
+// BenchFigure is the summary of one figure of one variant over all rounds.
+// The ratios are Median divided by the median of the same figure of `off`
+// and of `loopback`; they are absent when that variant was not run.
+type BenchFigure struct {
+	Workload     string   `json:"workload"`
+	Metric       string   `json:"metric"`
+	Unit         string   `json:"unit"`
+	HigherBetter bool     `json:"higherIsBetter"`
+	Variant      string   `json:"variant"`
+	N            int      `json:"n"`
+	Median       float64  `json:"median"`
+	Min          float64  `json:"min"`
+	Max          float64  `json:"max"`
+	VsOff        *float64 `json:"vsOff,omitempty"`
+	VsLoopback   *float64 `json:"vsLoopback,omitempty"`
+}
+
+// SpreadPct is the spread (max−min) as a percentage of the median.
+func (f BenchFigure) SpreadPct() float64 {
+	if f.Median == 0 {
+		return 0
+	}
+	return 100 * (f.Max - f.Min) / math.Abs(f.Median)
+}
+
+// BenchEnv describes the machine, because it changes the result.
+type BenchEnv struct {
+	Kernel          string `json:"kernel"`
+	CPUs            int    `json:"cpus"`
+	CPUModel        string `json:"cpuModel,omitempty"`
+	GoVersion       string `json:"goVersion"`
+	Subjects        string `json:"subjects"` // "containers" or "netns"
+	Bridge          string `json:"bridge"`
+	MTU             int    `json:"mtu"`
+	Offloads        string `json:"offloads"`
+	AttachMode      string `json:"attachMode"`      // tcx or tc, for observe and fastpath
+	BridgeNetfilter string `json:"bridgeNetfilter"` // br_netfilter state
+	Pinning         string `json:"pinning"`
+}
+
+// BenchResultVersion is the version of the result file format.
+const BenchResultVersion = 1
+
+// BenchResult is a whole run: its configuration, the machine, every raw
+// sample and the summary.
+type BenchResult struct {
+	Version  int           `json:"version"`
+	Tool     string        `json:"tool"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished"`
+	Config   BenchConfig   `json:"config"`
+	Env      BenchEnv      `json:"env"`
+	Notes    []string      `json:"notes,omitempty"`
+	Variants []string      `json:"variantsRun"` // the variants measured (skipped ones left out)
+	Samples  []BenchSample `json:"samples"`
+	Summary  []BenchFigure `json:"summary"`
+}
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count); 0 for none.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Summarize computes the summary of r from its samples: for each workload,
+// figure and variant in the order of the configuration, the median, min and
+// max over the rounds, and the ratios of the median to the medians of `off`
+// and `loopback`.
+func (r *BenchResult) Summarize() {
+	r.Summary = nil
+	vals := map[[3]string][]float64{}
+	for _, s := range r.Samples {
+		for k, v := range s.Metrics {
+			key := [3]string{s.Workload, k, s.Variant}
+			vals[key] = append(vals[key], v)
+		}
+	}
+	for _, w := range r.Config.Workloads {
+		for _, md := range benchMetrics[w] {
+			med := map[string]float64{}
+			for _, v := range r.Variants {
+				if xs := vals[[3]string{w, md.Key, v}]; len(xs) > 0 {
+					med[v] = Median(xs)
+				}
+			}
+			for _, v := range r.Variants {
+				xs := vals[[3]string{w, md.Key, v}]
+				if len(xs) == 0 {
+					continue
+				}
+				f := BenchFigure{Workload: w, Metric: md.Key, Unit: md.Unit, HigherBetter: md.HigherBetter,
+					Variant: v, N: len(xs), Median: med[v], Min: slices.Min(xs), Max: slices.Max(xs)}
+				f.VsOff = ratio(med[v], med, VariantOff)
+				f.VsLoopback = ratio(med[v], med, VariantLoopback)
+				r.Summary = append(r.Summary, f)
+			}
+		}
+	}
+}
+
+func ratio(x float64, med map[string]float64, base string) *float64 {
+	b, ok := med[base]
+	if !ok || b == 0 {
+		return nil
+	}
+	q := x / b
+	return &q
+}
+
+// Figure returns the summary figure of (workload, metric, variant).
+func (r *BenchResult) Figure(workload, metric, variant string) (BenchFigure, bool) {
+	for _, f := range r.Summary {
+		if f.Workload == workload && f.Metric == metric && f.Variant == variant {
+			return f, true
+		}
+	}
+	return BenchFigure{}, false
+}
+
+// ReadBenchResult reads a result file written by `nswire bench -o json` or
+// `--out`.
+func ReadBenchResult(path string) (*BenchResult, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read bench result: %w", err)
+	}
+	var r BenchResult
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read bench result %s: not a bench result file: %w", path, err)
+	}
+	if r.Version != BenchResultVersion {
+		return nil, fmt.Errorf("read bench result %s: format version %d, this nswire reads version %d", path, r.Version, BenchResultVersion)
+	}
+	if len(r.Summary) == 0 {
+		return nil, fmt.Errorf("read bench result %s: it has no summary", path)
+	}
+	return &r, nil
+}
+
+// BenchChange is the change of one median (or ratio) between two runs.
+type BenchChange struct {
+	Workload string  `json:"workload"`
+	Metric   string  `json:"metric"`
+	Unit     string  `json:"unit"`
+	Variant  string  `json:"variant"`
+	A        float64 `json:"a"`
+	B        float64 `json:"b"`
+	// ChangePct is (B−A)/A in percent.
+	ChangePct float64 `json:"changePct"`
+	// Better says whether the change is an improvement for this figure
+	// (nil when there is no change).
+	Better *bool `json:"better,omitempty"`
+}
+
+// CompareBench lists the change of every median present in both a and b,
+// followed by the change of every ratio to `off` (Unit "×off").
+func CompareBench(a, b *BenchResult) ([]BenchChange, error) {
+	var out, ratios []BenchChange
+	for _, fa := range a.Summary {
+		fb, ok := b.Figure(fa.Workload, fa.Metric, fa.Variant)
+		if !ok {
+			continue
+		}
+		out = append(out, change(fa.Workload, fa.Metric, fa.Unit, fa.Variant, fa.Median, fb.Median, fa.HigherBetter))
+		if fa.VsOff != nil && fb.VsOff != nil && fa.Variant != VariantOff {
+			ratios = append(ratios, change(fa.Workload, fa.Metric, "×off", fa.Variant, *fa.VsOff, *fb.VsOff, fa.HigherBetter))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the two results have no figure in common: compare runs of the same variants and workloads")
+	}
+	return append(out, ratios...), nil
+}
+
+func change(w, m, unit, v string, a, b float64, higherBetter bool) BenchChange {
+	c := BenchChange{Workload: w, Metric: m, Unit: unit, Variant: v, A: a, B: b}
+	if a != 0 {
+		c.ChangePct = 100 * (b - a) / math.Abs(a)
+	}
+	if b != a {
+		better := (b > a) == higherBetter
+		c.Better = &better
+	}
+	return c
+}
+
+// FormatNumber prints a figure with about four significant digits and no
+// exponent.
+func FormatNumber(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}

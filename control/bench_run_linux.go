@@ -1,0 +1,633 @@
+package control
+
+// The bench runner: checks everything it can before creating anything, sets
+// up the subjects of each variant, runs the interleaved matrix, and removes
+// everything it created, also when its context is cancelled.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// BenchLabel is set on every container the bench creates, so that leftovers
+// of a killed run can be found: docker ps -a --filter label=org.nswire.bench
+const BenchLabel = "org.nswire.bench"
+
+// BenchNetnsPrefix starts the name of every namespace the bench creates
+// under /run/netns.
+const BenchNetnsPrefix = "nswb-"
+
+// BenchProgress says which cell is running.
+type BenchProgress struct {
+	Round, Rounds int
+	Cell, Cells   int
+	Variant       string
+	Workload      string
+	Setup         string // set instead while subjects are being set up or removed
+}
+
+// benchPair is the two ends of one variant.
+type benchPair struct {
+	variant           string
+	client, server    netns.NsHandle
+	serverIP          net.IP
+	clientRec, srvRec *Record
+}
+
+// benchLab holds everything a run created, to remove it.
+type benchLab struct {
+	m          *Manager
+	cli        *client.Client // nil without containers
+	prefix     string
+	image      string
+	bridge     string
+	netnsNames []string
+	containers []string
+	records    []string
+	handles    []netns.NsHandle
+}
+
+// Bench runs the benchmark cfg describes. It checks its input, privileges,
+// the bridge, the engine and the image before it creates anything, and
+// removes every container, namespace and attach it made before it returns,
+// also when ctx is cancelled (then it returns the samples measured so far
+// with ctx's error). progress, when non-nil, is called before each cell.
+func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(BenchProgress)) (res *BenchResult, err error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(BenchProgress) {}
+	}
+	res = &BenchResult{Version: BenchResultVersion, Started: time.Now().UTC(), Config: cfg}
+	lab, variants, err := m.benchPreflight(ctx, &cfg, res)
+	if err != nil {
+		return nil, err
+	}
+	res.Config = cfg
+	res.Variants = variants
+
+	// Everything created from here on is removed on the way out, with a
+	// context of its own: ctx may be the cancelled one.
+	defer func() {
+		progress(BenchProgress{Setup: "removing subjects"})
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if cerr := lab.close(cctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("clean up after the bench: %w", cerr))
+		}
+	}()
+
+	pairs := map[string]*benchPair{}
+	for _, v := range variants {
+		progress(BenchProgress{Setup: "setting up " + v})
+		p, err := lab.setup(ctx, v)
+		if err != nil {
+			return nil, fmt.Errorf("set up variant %s: %w", v, err)
+		}
+		pairs[v] = p
+	}
+	m.benchEnv(res, pairs)
+
+	clientCPU, serverCPU, _ := cpuSplit(!cfg.NoPin)
+	// Enough Ps that the two load threads never wait for one.
+	if runtime.GOMAXPROCS(0) < 4 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	}
+	cells := cfg.Rounds * len(cfg.Workloads) * len(variants)
+	seq := 0
+	for r := range cfg.Rounds {
+		for _, w := range cfg.Workloads {
+			for _, v := range RoundOrder(variants, r) {
+				if err := ctx.Err(); err != nil {
+					res.Finished = time.Now().UTC()
+					res.Summarize()
+					return res, err
+				}
+				seq++
+				progress(BenchProgress{Round: r + 1, Rounds: cfg.Rounds, Cell: seq, Cells: cells, Variant: v, Workload: w})
+				s, err := measure(ctx, pairs[v], w, cfg, clientCPU, serverCPU)
+				if err != nil {
+					if ctx.Err() != nil {
+						res.Finished = time.Now().UTC()
+						res.Summarize()
+						return res, ctx.Err()
+					}
+					return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, v, w, err)
+				}
+				s.Round, s.Seq = r+1, seq
+				res.Samples = append(res.Samples, s)
+			}
+		}
+	}
+	res.Finished = time.Now().UTC()
+	res.Summarize()
+	return res, nil
+}
+
+// benchPreflight checks everything that can fail before anything exists and
+// decides the subjects and the variants to run.
+func (m *Manager) benchPreflight(ctx context.Context, cfg *BenchConfig, res *BenchResult) (*benchLab, []string, error) {
+	if err := CheckCapabilities(); err != nil {
+		return nil, nil, err
+	}
+	br, nets, err := netops.Bridge(m.host, cfg.Bridge)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(nets) == 0 {
+		return nil, nil, fmt.Errorf("bridge %s has no IPv4 address: give it one (the gateway) first", cfg.Bridge)
+	}
+	_ = br
+	if slices.Contains(cfg.Workloads, WorkloadIperf3) {
+		if _, err := exec.LookPath("iperf3"); err != nil {
+			return nil, nil, errors.New("--iperf3: iperf3 is not installed (apt-get install iperf3), or leave --iperf3 out")
+		}
+	}
+	if _, err := os.Stat("/run/netns"); err != nil {
+		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+			return nil, nil, fmt.Errorf("create /run/netns: %w", err)
+		}
+	}
+	var b [3]byte
+	rand.Read(b[:])
+	lab := &benchLab{m: m, prefix: BenchNetnsPrefix + hex.EncodeToString(b[:]), image: cfg.Image, bridge: cfg.Bridge}
+
+	variants := slices.Clone(cfg.Variants)
+	if !cfg.NetnsOnly {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		cli, err := m.Docker()
+		if err == nil {
+			_, err = cli.Ping(pctx)
+		}
+		if err != nil {
+			res.Notes = append(res.Notes, "no Docker engine reachable ("+firstLine(err.Error())+"): subjects are network namespaces, as with --netns-only")
+			cfg.NetnsOnly = true
+		} else {
+			if _, err := cli.ImageInspect(pctx, cfg.Image); err != nil {
+				return nil, nil, fmt.Errorf("image %s: %w (build it with test/mkimage.sh, pick another with --image, or use --netns-only)", cfg.Image, err)
+			}
+			lab.cli = cli
+		}
+	}
+	if cfg.NetnsOnly && slices.Contains(variants, VariantDocker) {
+		variants = slices.DeleteFunc(variants, func(v string) bool { return v == VariantDocker })
+		res.Notes = append(res.Notes, "variant docker skipped: it needs a Docker engine and containers (not --netns-only)")
+	}
+	if lab.cli != nil && slices.Contains(variants, VariantDocker) && cfg.Bridge != "docker0" {
+		res.Notes = append(res.Notes, "variant docker uses Docker's default bridge network (docker0), not "+cfg.Bridge)
+	}
+	if len(variants) == 0 {
+		return nil, nil, errors.New("no variant left to run: add one with --variants")
+	}
+	return lab, variants, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// setup creates the subjects of variant v.
+func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
+	p := &benchPair{variant: v}
+	switch v {
+	case VariantLoopback:
+		ns, err := l.newNetns("lo")
+		if err != nil {
+			return nil, err
+		}
+		p.client, p.server, p.serverIP = ns, ns, net.IPv4(127, 0, 0, 1).To4()
+	case VariantDocker:
+		var ips [2]net.IP
+		var hs [2]netns.NsHandle
+		for i, side := range []string{"c", "s"} {
+			id, pid, err := l.newContainer(ctx, "bridge", v+"-"+side)
+			if err != nil {
+				return nil, err
+			}
+			c, err := l.cli.ContainerInspect(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("inspect container: %w", err)
+			}
+			if c.NetworkSettings == nil || c.NetworkSettings.Networks["bridge"] == nil || c.NetworkSettings.Networks["bridge"].IPAddress == "" {
+				return nil, errors.New("Docker gave the container on its bridge network no IPv4 address")
+			}
+			ips[i] = net.ParseIP(c.NetworkSettings.Networks["bridge"].IPAddress).To4()
+			if hs[i], err = l.openNetns("/proc/" + strconv.Itoa(pid) + "/ns/net"); err != nil {
+				return nil, err
+			}
+		}
+		p.client, p.server, p.serverIP = hs[0], hs[1], ips[1]
+	default: // off, observe, fastpath: nswire wiring
+		var recs [2]*Record
+		var hs [2]netns.NsHandle
+		for i, side := range []string{"c", "s"} {
+			req := AttachRequest{Bridge: l.bridge, Mode: v}
+			if l.cli != nil {
+				id, _, err := l.newContainer(ctx, "none", v+"-"+side)
+				if err != nil {
+					return nil, err
+				}
+				req.Target.Container = id
+			} else {
+				name := l.prefix + "-" + v + "-" + side
+				if _, err := l.newNetns(v + "-" + side); err != nil {
+					return nil, err
+				}
+				req.Target.NetnsPath = filepath.Join("/run/netns", name)
+			}
+			ar, err := l.m.Attach(ctx, req, false)
+			if err != nil {
+				return nil, err
+			}
+			l.records = append(l.records, ar.Record.ID)
+			recs[i] = ar.Record
+			path := ar.Record.NetnsPath
+			if ar.Record.PID > 0 {
+				path = "/proc/" + strconv.Itoa(ar.Record.PID) + "/ns/net"
+			}
+			h, err := l.openNetns(path)
+			if err != nil {
+				return nil, err
+			}
+			hs[i] = h
+		}
+		p.client, p.server, p.serverIP = hs[0], hs[1], recs[1].IP().To4()
+		p.clientRec, p.srvRec = recs[0], recs[1]
+	}
+	return p, nil
+}
+
+func (l *benchLab) openNetns(path string) (netns.NsHandle, error) {
+	h, err := netops.OpenNetnsPath(path)
+	if err != nil {
+		return h, err
+	}
+	l.handles = append(l.handles, h)
+	return h, nil
+}
+
+// newNetns creates the namespace <prefix>-<suffix> under /run/netns with lo
+// up, on a locked thread that is switched back before it is unlocked.
+func (l *benchLab) newNetns(suffix string) (netns.NsHandle, error) {
+	name := l.prefix + "-" + suffix
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return netns.None(), fmt.Errorf("get current netns: %w", err)
+	}
+	defer orig.Close()
+	ns, err := netns.NewNamed(name)
+	if serr := netns.Set(orig); serr != nil {
+		// The thread is in an unknown namespace: leave it locked, so the
+		// runtime discards it when this goroutine ends.
+		if err == nil {
+			l.netnsNames = append(l.netnsNames, name)
+			ns.Close()
+		}
+		return netns.None(), fmt.Errorf("restore netns: %w", serr)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return netns.None(), fmt.Errorf("create netns %s: %w", name, err)
+	}
+	l.netnsNames = append(l.netnsNames, name)
+	l.handles = append(l.handles, ns)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return ns, fmt.Errorf("netlink in %s: %w", name, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		return ns, fmt.Errorf("set lo up in %s: %w", name, err)
+	}
+	return ns, nil
+}
+
+// newContainer starts a container of the bench image running sleep, in
+// Docker network mode netMode, and returns its ID and PID.
+func (l *benchLab) newContainer(ctx context.Context, netMode, suffix string) (string, int, error) {
+	name := l.prefix + "-" + suffix
+	cfg := &container.Config{Image: l.image, Cmd: []string{"sleep", "1000000"}, Labels: map[string]string{BenchLabel: "1"}}
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(netMode), AutoRemove: false}
+	created, err := l.cli.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, name)
+	if err != nil {
+		return "", 0, fmt.Errorf("create container %s: %w", name, err)
+	}
+	l.containers = append(l.containers, created.ID)
+	if err := l.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return "", 0, fmt.Errorf("start container %s: %w", name, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := l.cli.ContainerInspect(ctx, created.ID)
+		if err != nil {
+			return "", 0, fmt.Errorf("inspect container %s: %w", name, err)
+		}
+		if c.State != nil && c.State.Running && c.State.Pid > 0 {
+			return created.ID, c.State.Pid, nil
+		}
+		if c.State != nil && (c.State.Status == "exited" || c.State.Status == "dead") {
+			return "", 0, fmt.Errorf("container %s %s before it ran (exit code %d)", name, c.State.Status, c.State.ExitCode)
+		}
+		if time.Now().After(deadline) {
+			return "", 0, fmt.Errorf("container %s not running after 1m", name)
+		}
+		select {
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// close removes everything the lab created, in reverse order: attaches,
+// handles, containers, namespaces. It goes on after a failure and returns
+// every failure.
+func (l *benchLab) close(ctx context.Context) error {
+	var errs []error
+	for i := len(l.records) - 1; i >= 0; i-- {
+		if _, err := l.m.Detach(ctx, l.records[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, h := range l.handles {
+		h.Close()
+	}
+	for i := len(l.containers) - 1; i >= 0; i-- {
+		err := l.cli.ContainerRemove(ctx, l.containers[i], container.RemoveOptions{Force: true})
+		if err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %.12s: %w", l.containers[i], err))
+		}
+	}
+	for i := len(l.netnsNames) - 1; i >= 0; i-- {
+		if err := netns.DeleteNamed(l.netnsNames[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete netns %s: %w", l.netnsNames[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// measure runs one cell and turns its counts into figures.
+func measure(ctx context.Context, p *benchPair, w string, cfg BenchConfig, clientCPU, serverCPU int) (BenchSample, error) {
+	var stop atomic.Bool
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+	spec := loadSpec{workload: w, clientNS: p.client, serverNS: p.server, serverIP: p.serverIP,
+		warmup: cfg.Warmup, duration: cfg.Duration, clientCPU: clientCPU, serverCPU: serverCPU, stop: &stop}
+	s := BenchSample{Variant: p.variant, Workload: w, Start: time.Now().UTC()}
+	if w == WorkloadIperf3 {
+		gbps, err := runIperf3(spec)
+		if err != nil {
+			return s, err
+		}
+		s.Seconds = cfg.Duration.Seconds()
+		s.Metrics = map[string]float64{"throughput": gbps}
+		return s, nil
+	}
+	// CPU counters are read at the edges of the measured window, on a
+	// goroutine of its own.
+	cg := ownCgroupCPUStat()
+	type snaps struct {
+		a, b cpuSnap
+		el   time.Duration
+	}
+	cpuc := make(chan snaps, 1)
+	base := time.Now()
+	go func() {
+		start := cfg.Warmup + 50*time.Millisecond
+		time.Sleep(time.Until(base.Add(start)))
+		a := readCPU(cg)
+		t0 := time.Now()
+		time.Sleep(time.Until(base.Add(start + cfg.Duration)))
+		b := readCPU(cg)
+		cpuc <- snaps{a, b, time.Since(t0)}
+	}()
+	metrics, _, measured, err := runLoad(spec)
+	sn := <-cpuc
+	if err != nil {
+		return s, err
+	}
+	s.Seconds = measured.Seconds()
+	s.CPU = sn.b.sub(sn.a)
+	// CPU per unit of work: the CPU time of the window over the work done
+	// in it (the headline rate times the window's length).
+	cpuNs := float64(s.CPU.TotalNs())
+	el := sn.el.Seconds()
+	switch w {
+	case WorkloadTCPRR, WorkloadTCPCRR:
+		metrics["cpu"] = cpuNs / 1e3 / (metrics["rate"] * el)
+	case WorkloadTCPStream:
+		gb := metrics["throughput"] / 8 * el // GB moved in the window
+		metrics["cpu"] = cpuNs / 1e6 / gb
+	case WorkloadUDPRate:
+		metrics["cpu"] = cpuNs / (metrics["rate"] * el)
+	}
+	s.Metrics = metrics
+	return s, nil
+}
+
+// cpuSnap is a reading of the CPU counters.
+type cpuSnap struct {
+	user, sys, softirq, cgroup int64 // ns; cgroup -1 when unreadable
+}
+
+func (b cpuSnap) sub(a cpuSnap) CPUUsage {
+	u := CPUUsage{UserNs: b.user - a.user, SysNs: b.sys - a.sys, SoftirqNs: b.softirq - a.softirq, CgroupNs: -1}
+	if a.cgroup >= 0 && b.cgroup >= 0 {
+		u.CgroupNs = b.cgroup - a.cgroup
+	}
+	return u
+}
+
+// userHZ is the unit of /proc/stat (sysconf(_SC_CLK_TCK) is 100 on Linux).
+const userHZ = 100
+
+func readCPU(cgroupStat string) cpuSnap {
+	var s cpuSnap
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		s.user = ru.Utime.Nano()
+		s.sys = ru.Stime.Nano()
+	}
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq …
+		if len(f) > 7 && f[0] == "cpu" {
+			v, _ := strconv.ParseInt(f[7], 10, 64)
+			s.softirq = v * (1e9 / userHZ)
+		}
+	}
+	s.cgroup = -1
+	if cgroupStat != "" {
+		if f, err := os.Open(cgroupStat); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(sc.Text(), "usage_usec "); ok {
+					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+						s.cgroup = n * 1000
+					}
+				}
+			}
+			f.Close()
+		}
+	}
+	return s
+}
+
+// ownCgroupCPUStat returns the cpu.stat file of this process's cgroup (v2),
+// or "" when there is none.
+func ownCgroupCPUStat() string {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			f := filepath.Join("/sys/fs/cgroup", p, "cpu.stat")
+			if _, err := os.Stat(f); err == nil {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+// benchEnv fills the header: what about the machine changes the result.
+func (m *Manager) benchEnv(res *BenchResult, pairs map[string]*benchPair) {
+	e := &res.Env
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		e.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Machine[:])
+	}
+	e.CPUs = runtime.NumCPU()
+	e.CPUModel = cpuModel()
+	e.GoVersion = runtime.Version()
+	e.Subjects = "netns"
+	if !res.Config.NetnsOnly {
+		e.Subjects = "containers (" + res.Config.Image + ")"
+	}
+	e.Bridge = res.Config.Bridge
+	if l, err := m.host.LinkByName(res.Config.Bridge); err == nil {
+		e.MTU = l.Attrs().MTU
+	}
+	// Offloads of a host veth of an nswire pair (they are the same for every
+	// pair), and of the bridge.
+	var parts []string
+	for _, v := range []string{VariantOff, VariantObserve, VariantFastpath} {
+		if p := pairs[v]; p != nil && p.srvRec != nil {
+			parts = append(parts, "veth "+m.offloads(p.srvRec.HostIf))
+			break
+		}
+	}
+	parts = append(parts, "bridge "+m.offloads(res.Config.Bridge))
+	e.Offloads = strings.Join(parts, "; ")
+	var modes []string
+	for _, v := range []string{VariantObserve, VariantFastpath} {
+		if p := pairs[v]; p != nil && p.srvRec != nil && !slices.Contains(modes, p.srvRec.AttachMode) {
+			modes = append(modes, p.srvRec.AttachMode)
+		}
+	}
+	e.AttachMode = strings.Join(modes, ",")
+	if e.AttachMode == "" {
+		e.AttachMode = "none (no observe or fastpath variant)"
+	}
+	e.BridgeNetfilter = bridgeNetfilter()
+	_, _, e.Pinning = cpuSplit(!res.Config.NoPin)
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// bridgeNetfilter describes whether bridged packets go through iptables.
+func bridgeNetfilter() string {
+	var parts []string
+	for _, k := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
+		data, err := os.ReadFile("/proc/sys/net/bridge/" + k)
+		if err != nil {
+			return "off (br_netfilter not loaded)"
+		}
+		parts = append(parts, k+"="+strings.TrimSpace(string(data)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ethtool legacy commands (linux/ethtool.h) read with SIOCETHTOOL.
+var ethtoolFlags = []struct {
+	cmd  uint32
+	name string
+}{
+	{0x00000016, "tx-csum"}, // ETHTOOL_GTXCSUM
+	{0x00000018, "sg"},      // ETHTOOL_GSG
+	{0x0000001e, "tso"},     // ETHTOOL_GTSO
+	{0x00000023, "gso"},     // ETHTOOL_GGSO
+	{0x0000002b, "gro"},     // ETHTOOL_GGRO
+}
+
+// offloads describes the offloads of the host interface name: the ethtool
+// flags and the GSO/GRO size limits.
+func (m *Manager) offloads(name string) string {
+	var parts []string
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		for _, f := range ethtoolFlags {
+			on, err := ethtoolGet(fd, name, f.cmd)
+			if err != nil {
+				continue
+			}
+			state := "off"
+			if on {
+				state = "on"
+			}
+			parts = append(parts, f.name+" "+state)
+		}
+	}
+	if l, err := m.host.LinkByName(name); err == nil {
+		a := l.Attrs()
+		parts = append(parts, fmt.Sprintf("gso_max %d", a.GSOMaxSize), fmt.Sprintf("gro_max %d", a.GROMaxSize))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -45,6 +45,15 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	}
 	defer t.Close()
 
+	if !dryRun {
+		if tomb, err := m.store.getTombstone(t.ID); err != nil {
+			return nil, err
+		} else if tomb != nil {
+			if err := m.finishDetach(tomb); err != nil {
+				return nil, fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
+			}
+		}
+	}
 	existing, err := m.store.Get(t.ID)
 	if err != nil {
 		return nil, err
@@ -74,7 +83,18 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 			return nil, err
 		}
 	}
-	steps, release := m.attachSteps(t, rec)
+	settle := func() error { return nil }
+	if !dryRun {
+		// Probe the address on the bridge now; the answer is collected in
+		// the address step, so the wait overlaps the veth steps.
+		probe, err := m.startAddrProbe(rec)
+		if err != nil {
+			return nil, err
+		}
+		defer probe.Close()
+		settle = func() error { return m.settleAddress(ctx, t, req, rec, probe) }
+	}
+	steps, release := m.attachSteps(t, rec, settle)
 	defer release()
 	if dryRun {
 		var cmds []string
@@ -224,6 +244,9 @@ func (m *Manager) usedAddresses(br netlink.Link, recs []*Record, dn *dockerNetwo
 			used[r.IP().String()] = r.DisplayName() + " (nswire)"
 		}
 	}
+	for ip, who := range m.conflicts {
+		used[ip] = who
+	}
 	return used, nil
 }
 
@@ -246,7 +269,9 @@ func freeSlot(recs []*Record, self string) (uint32, error) {
 // attachSteps is the attach as named steps, each with its undo and the
 // equivalent shell command. release frees the in-namespace netlink handle
 // once the steps (and any rollback) are over.
-func (m *Manager) attachSteps(t *Target, rec *Record) (steps []step, release func()) {
+// settle runs first in the address step: it may change rec.Address (see
+// settleAddress).
+func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (steps []step, release func()) {
 	tmpPeer := netops.TempPeerName(rec.ID)
 	mac, _ := net.ParseMAC(rec.MAC)
 	ip, ipnet, _ := net.ParseCIDR(rec.Address)
@@ -290,6 +315,11 @@ func (m *Manager) attachSteps(t *Target, rec *Record) (steps []step, release fun
 				}
 				hostLink = v
 				rec.HostIfindex = v.Attrs().Index
+				// Tag it as this nswire's (state dir), for gc.
+				if err := m.host.LinkSetAlias(v, m.vethTag()); err != nil {
+					netops.DeleteLink(m.host, rec.HostIf)
+					return fmt.Errorf("tag %s: %w", rec.HostIf, err)
+				}
 				if nsh, err = netlink.NewHandleAt(t.NS); err == nil {
 					peer, err = netops.LinkByName(nsh, tmpPeer)
 				}
@@ -368,7 +398,14 @@ func (m *Manager) attachSteps(t *Target, rec *Record) (steps []step, release fun
 		{
 			name: "address",
 			cmd:  fmt.Sprintf("%s addr add %s dev %s", nsExec, rec.Address, rec.IfName),
-			do:   func() error { return netops.AddAddr(nsh, peer, addr) },
+			do: func() error {
+				if err := settle(); err != nil {
+					return err
+				}
+				ip, ipnet, _ := net.ParseCIDR(rec.Address)
+				addr = &net.IPNet{IP: ip, Mask: ipnet.Mask}
+				return netops.AddAddr(nsh, peer, addr)
+			},
 			undo: func() error { return netops.DelAddr(nsh, peer, addr) },
 		},
 		{
@@ -394,8 +431,19 @@ func (m *Manager) attachSteps(t *Target, rec *Record) (steps []step, release fun
 	}
 	steps = append(steps, step{
 		name: "record",
-		cmd:  fmt.Sprintf("# write %s", m.store.path(rec.ID)),
-		do:   func() error { return m.store.Put(rec) },
+		cmd: fmt.Sprintf("%s arping -U -c 1 -I %s %s; # write %s", strings.TrimSuffix(nsExec, " ip"), rec.IfName, ip,
+			m.store.path(rec.ID)),
+		do: func() error {
+			// The container must still be the one resolved; then announce
+			// its address (gratuitous ARP) and record the attach.
+			if err := t.alive(); err != nil {
+				return err
+			}
+			if err := announce(nsh, peer.Attrs().Index, rec.IP(), rec.HostIf); err != nil {
+				return err
+			}
+			return m.store.Put(rec)
+		},
 		undo: func() error { return m.store.Delete(rec.ID) },
 	})
 	return steps, closeNSH
@@ -444,7 +492,14 @@ func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error)
 		return nil, err
 	}
 	if rec == nil {
-		return &DetachResult{Message: fmt.Sprintf("%s is not attached: nothing to do", ref)}, nil
+		tomb, err := m.findTombstone(ref)
+		if err != nil || tomb == nil {
+			return &DetachResult{Message: fmt.Sprintf("%s is not attached: nothing to do", ref)}, err
+		}
+		if err := m.finishDetach(tomb); err != nil {
+			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", tomb.DisplayName(), err)
+		}
+		return &DetachResult{Record: tomb, Message: fmt.Sprintf("detached %s (finished an interrupted detach)", tomb.DisplayName())}, nil
 	}
 	if err := m.teardown(rec); err != nil {
 		return nil, fmt.Errorf("detach %s: %w", rec.DisplayName(), err)
@@ -454,8 +509,12 @@ func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error)
 
 // teardown removes everything of rec, in the reverse order of the attach;
 // each part is a no-op when already gone, so it can be re-run after a crash.
+// Its first step turns the record into a tombstone (one rename), so that a
+// teardown killed at any later point is finished by gc or by the next attach
+// or detach of the target.
 func (m *Manager) teardown(rec *Record) error {
 	steps := []func() error{
+		func() error { return m.store.markDetaching(rec) },
 		func() error {
 			if rec.AttachMode != "tcx" && rec.AttachMode != "tc" {
 				return nil // no program was attached
@@ -468,7 +527,7 @@ func (m *Manager) teardown(rec *Record) error {
 			}
 			return netops.DeleteLink(m.host, rec.HostIf)
 		},
-		func() error { return m.store.Delete(rec.ID) },
+		func() error { return m.store.clearDetaching(rec.ID) },
 	}
 	for i, s := range steps {
 		if err := s(); err != nil {

@@ -40,6 +40,7 @@ type Manager struct {
 	docker    *client.Client
 	dockerOK  bool // the engine answered this process already
 	dp        datapathOps
+	conflicts map[string]string // addresses an ARP probe found in use, and by whom
 }
 
 // NewManager opens the host namespace's netlink handle. It checks the

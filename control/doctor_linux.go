@@ -1,0 +1,477 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/nswire/nswire/bpf"
+	"github.com/nswire/nswire/netops"
+)
+
+var bigTen = big.NewInt(10)
+
+// Check statuses.
+const (
+	CheckOK   = "ok"
+	CheckWarn = "warn" // works, but worth knowing; does not fail doctor
+	CheckFail = "fail" // nswire cannot work (or the target is broken)
+)
+
+// Check is one finding of doctor.
+type Check struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// DoctorReport is what doctor found.
+type DoctorReport struct {
+	Target string  `json:"target,omitempty"`
+	OK     bool    `json:"ok"` // no check failed
+	Checks []Check `json:"checks"`
+}
+
+func (r *DoctorReport) add(name, status, detail, fix string) {
+	r.Checks = append(r.Checks, Check{Name: name, Status: status, Detail: detail, Fix: fix})
+	if status == CheckFail {
+		r.OK = false
+	}
+}
+
+// OpenForDoctor is NewManager without the capability check, so that doctor
+// can explain a missing privilege instead of stopping at it.
+func OpenForDoctor(cfg Config) (*Manager, error) {
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.PinDir == "" {
+		cfg.PinDir = bpf.DefaultPinDir
+	}
+	hostNS, err := netns.GetFromPath("/proc/self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("open host netns: %w", err)
+	}
+	ino, err := netops.Inode(hostNS)
+	if err != nil {
+		hostNS.Close()
+		return nil, err
+	}
+	h, err := netlink.NewHandleAt(hostNS)
+	if err != nil {
+		hostNS.Close()
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	m := &Manager{cfg: cfg, store: Store{Dir: cfg.StateDir}, host: h, hostNS: hostNS, hostInode: ino}
+	m.dp = newDatapathOps(cfg.PinDir)
+	return m, nil
+}
+
+// DoctorHost checks the machine before anything is changed: privileges,
+// bpffs, tcx, BTF, the bridge, the Docker engine, br_netfilter, free
+// addresses, and nswire's own state. It changes nothing.
+func (m *Manager) DoctorHost(ctx context.Context, bridge string) *DoctorReport {
+	r := &DoctorReport{OK: true, Checks: []Check{}}
+	privileged := m.doctorPrivileges(r)
+	m.doctorBPFFS(r, privileged)
+	doctorTCX(r, privileged)
+	doctorBTF(r)
+	subnet := m.doctorBridge(r, bridge)
+	dn := m.doctorDocker(ctx, r, bridge)
+	doctorBrNetfilter(r)
+	if subnet != nil {
+		m.doctorFreeAddresses(r, bridge, *subnet, dn)
+	}
+	m.doctorState(r, privileged)
+	return r
+}
+
+func (m *Manager) doctorPrivileges(r *DoctorReport) bool {
+	var names []string
+	for _, c := range neededCaps {
+		names = append(names, c.name)
+	}
+	if err := CheckCapabilities(); err != nil {
+		r.add("privileges", CheckFail, err.Error(),
+			"run nswire as root (sudo nswire …), or give the binary "+strings.Join(names, ", ")+
+				" (setcap cap_net_admin,cap_sys_admin,cap_sys_ptrace,cap_bpf+ep nswire)")
+		return false
+	}
+	who := "root"
+	if os.Geteuid() != 0 {
+		who = fmt.Sprintf("uid %d", os.Geteuid())
+	}
+	r.add("privileges", CheckOK, who+" with "+strings.Join(names, ", "), "")
+	return true
+}
+
+func (m *Manager) doctorBPFFS(r *DoctorReport, privileged bool) {
+	const root = "/sys/fs/bpf"
+	var st unix.Statfs_t
+	err := unix.Statfs(root, &st)
+	switch {
+	case err == nil && st.Type == unix.BPF_FS_MAGIC:
+		detail := "mounted on " + root
+		if fi, err := os.Stat(m.cfg.PinDir); err == nil {
+			detail += fmt.Sprintf("; pin dir %s mode %04o", m.cfg.PinDir, fi.Mode().Perm())
+			if fi.Mode().Perm()&0o077 != 0 {
+				r.add("bpffs", CheckWarn, detail, "chmod 0700 "+m.cfg.PinDir+": the counters must be readable by root only")
+				return
+			}
+		}
+		r.add("bpffs", CheckOK, detail, "")
+	case privileged:
+		r.add("bpffs", CheckWarn, "not mounted on "+root+"; nswire mounts it (mode 0700) on its first attach", "or mount it now: mount -t bpf bpffs /sys/fs/bpf")
+	default:
+		r.add("bpffs", CheckFail, "not mounted on "+root+", and nswire lacks the privilege to mount it", "mount -t bpf bpffs /sys/fs/bpf (as root)")
+	}
+}
+
+func doctorTCX(r *DoctorReport, privileged bool) {
+	if !privileged {
+		r.add("tcx", CheckFail, "cannot probe without CAP_BPF and CAP_NET_ADMIN", "run doctor as root")
+		return
+	}
+	ok, err := TCXSupported()
+	switch {
+	case err != nil:
+		r.add("tcx", CheckFail, "probe failed: "+err.Error(), "check that the kernel has CONFIG_BPF_SYSCALL and that no LSM blocks bpf()")
+	case ok:
+		detail := "tcx links supported: programs attach with tcx"
+		if nk, err := NetkitSupported(); err == nil && nk {
+			detail += "; netkit devices are available too (not used yet)"
+		} else {
+			detail += "; no netkit (Linux ≥ 6.7 with CONFIG_NETKIT; not used yet)"
+		}
+		r.add("tcx", CheckOK, detail, "")
+	default:
+		r.add("tcx", CheckWarn, "tcx is not supported (Linux < 6.6): nswire attaches with the legacy clsact qdisc + cls_bpf", "upgrade to Linux ≥ 6.6 for tcx links")
+	}
+}
+
+func doctorBTF(r *DoctorReport) {
+	const p = "/sys/kernel/btf/vmlinux"
+	if fi, err := os.Stat(p); err == nil {
+		r.add("btf", CheckOK, fmt.Sprintf("%s present (%d KiB)", p, fi.Size()/1024), "")
+		return
+	}
+	r.add("btf", CheckWarn, p+" is missing: the datapath needs no kernel BTF, but bpftool and tracing tools will be blind", "a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+}
+
+// doctorBridge checks the bridge and returns its subnet (nil on failure).
+func (m *Manager) doctorBridge(r *DoctorReport, name string) *Subnet {
+	br, nets, err := netops.Bridge(m.host, name)
+	if err != nil {
+		r.add("bridge", CheckFail, err.Error(), "create it (Docker makes docker0 when it starts) or choose one with --bridge")
+		return nil
+	}
+	if !netops.IsUp(br) {
+		r.add("bridge", CheckFail, name+" is down", "ip link set "+name+" up")
+		return nil
+	}
+	if len(nets) == 0 {
+		r.add("bridge", CheckFail, name+" has no IPv4 address: containers would have no gateway", "ip addr add 172.17.0.1/16 dev "+name+" (or your subnet)")
+		return nil
+	}
+	sn := &net.IPNet{IP: nets[0].IP.Mask(nets[0].Mask).To4(), Mask: nets[0].Mask}
+	detail := fmt.Sprintf("%s is up, gateway %s, subnet %s", name, nets[0].IP, sn)
+	if br.Attrs().OperState != netlink.OperUp {
+		detail += " (no carrier: no port is up yet, normal with no container attached)"
+	}
+	r.add("bridge", CheckOK, detail, "")
+	return &Subnet{Net: sn, Gateway: nets[0].IP.To4()}
+}
+
+func (m *Manager) doctorDocker(ctx context.Context, r *DoctorReport, bridge string) *dockerNetwork {
+	cli, err := m.Docker()
+	if err != nil {
+		r.add("docker", CheckWarn, err.Error(), "set DOCKER_HOST, or use --pid/--netns targets")
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ping, err := cli.Ping(pctx)
+	if err != nil {
+		r.add("docker", CheckWarn, "the Docker engine is not reachable ("+err.Error()+"): container names cannot be resolved", "start dockerd (systemctl start docker, or test/setup.sh), or use --pid / --netns targets")
+		return nil
+	}
+	detail := "engine reachable, API version " + ping.APIVersion
+	if v, err := cli.ServerVersion(pctx); err == nil {
+		detail += ", Docker " + v.Version
+	}
+	r.add("docker", CheckOK, detail, "")
+	dn, err := m.bridgeNetwork(pctx, bridge)
+	if err == nil && dn != nil && !dn.ICC {
+		r.add("icc", CheckWarn, fmt.Sprintf("Docker network %s disables inter-container traffic (enable_icc=false)", dn.Name), "attach with --mode observe there: fastpath refuses unless --force")
+	}
+	return dn
+}
+
+func doctorBrNetfilter(r *DoctorReport) {
+	if _, err := os.Stat("/sys/module/br_netfilter"); err != nil {
+		r.add("br_netfilter", CheckOK, "not loaded: bridged traffic does not traverse iptables", "")
+		return
+	}
+	v, _ := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	val := strings.TrimSpace(string(v))
+	if val == "1" {
+		r.add("br_netfilter", CheckOK, "loaded, bridge-nf-call-iptables=1: container-to-container traffic on the bridge goes through iptables (Docker's FORWARD rules); the fast path bypasses them", "")
+		return
+	}
+	r.add("br_netfilter", CheckOK, "loaded, bridge-nf-call-iptables="+val+": bridged traffic skips iptables", "")
+}
+
+func (m *Manager) doctorFreeAddresses(r *DoctorReport, bridge string, sn Subnet, dn *dockerNetwork) {
+	br, err := m.host.LinkByName(bridge)
+	if err != nil {
+		return
+	}
+	recs, _, err := m.store.List()
+	if err != nil && !errors.Is(err, os.ErrPermission) {
+		r.add("addresses", CheckFail, err.Error(), "")
+		return
+	}
+	used, err := m.usedAddresses(br, recs, dn, "")
+	if err != nil {
+		r.add("addresses", CheckFail, err.Error(), "")
+		return
+	}
+	free := FreeAddresses(sn, func(ip net.IP) string { return used[ip.String()] })
+	detail := fmt.Sprintf("%s free in %s (%d in use)", free, sn.Net, len(used))
+	switch {
+	case free.Sign() <= 0:
+		r.add("addresses", CheckFail, detail, "detach containers, run `nswire gc`, or use a bridge with a larger subnet")
+	case free.Cmp(bigTen) < 0:
+		r.add("addresses", CheckWarn, detail, "run `nswire gc` to free the addresses of dead containers")
+	default:
+		r.add("addresses", CheckOK, detail, "")
+	}
+}
+
+// doctorState checks the state dir (mode, corrupt records, interrupted
+// detaches). It never takes the lock and changes nothing.
+func (m *Manager) doctorState(r *DoctorReport, privileged bool) {
+	fi, err := os.Stat(m.cfg.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		r.add("state", CheckOK, m.cfg.StateDir+" does not exist yet (nothing attached)", "")
+		return
+	}
+	if err != nil {
+		r.add("state", CheckFail, err.Error(), "run doctor as root")
+		return
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		r.add("state", CheckWarn, fmt.Sprintf("%s has mode %04o", m.cfg.StateDir, fi.Mode().Perm()), "chmod 0700 "+m.cfg.StateDir)
+	}
+	if !privileged && os.Geteuid() != 0 {
+		return
+	}
+	recs, bad, err := m.store.List()
+	if err != nil {
+		r.add("state", CheckFail, err.Error(), "")
+		return
+	}
+	tombs, _, _ := m.store.tombstones()
+	var stale []string
+	for _, rec := range recs {
+		if why := m.Staleness(rec); why != "" {
+			stale = append(stale, rec.DisplayName()+": "+why)
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		r.add("state", CheckFail, fmt.Sprintf("%d corrupt or truncated records (not trusted): %s", len(bad), strings.Join(bad, ", ")), "inspect and delete them, then run `nswire gc`")
+	case len(tombs) > 0 || len(stale) > 0:
+		detail := fmt.Sprintf("%d records; %d interrupted detaches", len(recs), len(tombs))
+		if len(stale) > 0 {
+			detail += "; stale: " + strings.Join(stale, "; ")
+		}
+		r.add("state", CheckWarn, detail, "run `nswire gc`")
+	default:
+		r.add("state", CheckOK, fmt.Sprintf("%d records in %s, all live", len(recs), m.cfg.StateDir), "")
+	}
+}
+
+// DoctorTarget checks one attached target end to end: its record, its
+// namespace, both ends of the veth, the bridge port, address and default
+// route inside, the gateway's answer to ARP, the programs attached as
+// recorded, and the counters moving (the ARP exchange itself crosses them).
+func (m *Manager) DoctorTarget(ctx context.Context, ref string) *DoctorReport {
+	r := &DoctorReport{Target: ref, OK: true, Checks: []Check{}}
+	if err := CheckCapabilities(); err != nil {
+		r.add("privileges", CheckFail, err.Error(), "run nswire doctor as root")
+		return r
+	}
+	rec, err := m.FindRecord(ctx, ref)
+	if err != nil || rec == nil {
+		detail := ref + " is not attached"
+		if err != nil {
+			detail = err.Error()
+		}
+		r.add("record", CheckFail, detail, "`nswire ls` lists attached targets; `nswire attach "+ref+"` wires it")
+		return r
+	}
+	r.add("record", CheckOK, fmt.Sprintf("%s: %s %s on %s via %s, mode %s", rec.DisplayName(), rec.IfName, rec.Address, rec.Bridge, rec.HostIf, rec.Mode), "")
+	if why := m.Staleness(rec); why != "" && !strings.Contains(why, "host veth") {
+		r.add("namespace", CheckFail, why, "`nswire gc` removes what is left of it")
+		return r
+	}
+	ns, err := netops.OpenNetnsPath(rec.NetnsPath)
+	if err != nil {
+		r.add("namespace", CheckFail, err.Error(), "`nswire gc` removes what is left of it")
+		return r
+	}
+	defer ns.Close()
+	r.add("namespace", CheckOK, fmt.Sprintf("%s (inode %d) is the recorded namespace", rec.NetnsPath, rec.NetnsInode), "")
+
+	fix := "`nswire detach " + rec.DisplayName() + "` and attach again"
+	host, err := m.host.LinkByName(rec.HostIf)
+	switch {
+	case err != nil:
+		r.add("host-veth", CheckFail, rec.HostIf+" is gone", fix)
+		return r
+	case host.Attrs().Index != rec.HostIfindex:
+		r.add("host-veth", CheckFail, fmt.Sprintf("%s has ifindex %d, recorded %d", rec.HostIf, host.Attrs().Index, rec.HostIfindex), fix)
+		return r
+	case !netops.IsUp(host) || host.Attrs().OperState != netlink.OperUp:
+		r.add("host-veth", CheckFail, fmt.Sprintf("%s is not up (operstate %s)", rec.HostIf, host.Attrs().OperState), "ip link set "+rec.HostIf+" up")
+	default:
+		r.add("host-veth", CheckOK, rec.HostIf+" is up", "")
+	}
+	if !rec.Observed {
+		br, err := m.host.LinkByName(rec.Bridge)
+		if err != nil || host.Attrs().MasterIndex != br.Attrs().Index {
+			r.add("bridge-port", CheckFail, rec.HostIf+" is not a port of "+rec.Bridge, "ip link set "+rec.HostIf+" master "+rec.Bridge)
+		} else {
+			r.add("bridge-port", CheckOK, rec.HostIf+" is a port of "+rec.Bridge, "")
+		}
+	}
+
+	nsh, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		r.add("container-if", CheckFail, err.Error(), "")
+		return r
+	}
+	defer nsh.Close()
+	peer, err := nsh.LinkByName(rec.IfName)
+	if err != nil {
+		r.add("container-if", CheckFail, rec.IfName+" is missing in the namespace", fix)
+		return r
+	}
+	switch {
+	case peer.Attrs().ParentIndex != rec.HostIfindex:
+		r.add("container-if", CheckFail, fmt.Sprintf("%s is not the peer of %s", rec.IfName, rec.HostIf), fix)
+	case !netops.IsUp(peer):
+		r.add("container-if", CheckFail, rec.IfName+" is down", "nsenter --net="+rec.NetnsPath+" ip link set "+rec.IfName+" up")
+	case !rec.Observed && peer.Attrs().HardwareAddr.String() != rec.MAC:
+		r.add("container-if", CheckFail, fmt.Sprintf("%s has MAC %s, recorded %s: the spoof guard drops its frames", rec.IfName, peer.Attrs().HardwareAddr, rec.MAC), fix)
+	default:
+		r.add("container-if", CheckOK, fmt.Sprintf("%s is up, peer of %s, MAC %s", rec.IfName, rec.HostIf, peer.Attrs().HardwareAddr), "")
+	}
+	ip, ipnet, _ := net.ParseCIDR(rec.Address)
+	if !rec.Observed {
+		addrs, _ := netops.Addrs(nsh, peer, netlink.FAMILY_V4)
+		found := false
+		for _, a := range addrs {
+			if a.IPNet.String() == (&net.IPNet{IP: ip, Mask: ipnet.Mask}).String() {
+				found = true
+			}
+		}
+		if found {
+			r.add("address", CheckOK, rec.Address+" on "+rec.IfName, "")
+		} else {
+			r.add("address", CheckFail, rec.Address+" is missing on "+rec.IfName, "nsenter --net="+rec.NetnsPath+" ip addr add "+rec.Address+" dev "+rec.IfName)
+		}
+		gw, idx, err := netops.DefaultRoute(nsh, netlink.FAMILY_V4)
+		switch {
+		case err != nil:
+			r.add("route", CheckFail, err.Error(), "")
+		case gw == nil || !gw.Equal(net.ParseIP(rec.Gateway)) || idx != peer.Attrs().Index:
+			r.add("route", CheckFail, fmt.Sprintf("default route is via %v (ifindex %d), want %s dev %s", gw, idx, rec.Gateway, rec.IfName), "nsenter --net="+rec.NetnsPath+" ip route replace default via "+rec.Gateway+" dev "+rec.IfName)
+		default:
+			r.add("route", CheckOK, "default via "+rec.Gateway+" dev "+rec.IfName, "")
+		}
+	}
+
+	// Programs as recorded, and the counters before the ARP exchange.
+	var (
+		objs   *bpf.Objects
+		before Counters
+	)
+	wantProgs := rec.AttachMode == "tcx" || rec.AttachMode == "tc"
+	if wantProgs || pinned(m.cfg.PinDir) {
+		if o, err := m.objects(); err != nil {
+			r.add("programs", CheckFail, err.Error(), "")
+		} else {
+			objs = o
+			dp := &Datapath{pinDir: m.cfg.PinDir, objs: objs}
+			am, attached := dp.Attached(rec.HostIf)
+			switch {
+			case !wantProgs && attached:
+				r.add("programs", CheckFail, fmt.Sprintf("mode %s, but programs are attached (%s)", rec.Mode, am), fix)
+			case wantProgs && !attached:
+				r.add("programs", CheckFail, fmt.Sprintf("mode %s recorded %s programs, none are attached", rec.Mode, rec.AttachMode), fix)
+			case wantProgs && string(am) != rec.AttachMode:
+				r.add("programs", CheckFail, fmt.Sprintf("attached with %s, recorded %s", am, rec.AttachMode), fix)
+			case wantProgs:
+				if _, err := objs.Endpoint(rec.HostIfindex); err != nil {
+					r.add("programs", CheckFail, "programs attached, but the endpoint map has no entry for "+rec.HostIf, fix)
+				} else {
+					r.add("programs", CheckOK, fmt.Sprintf("from_container and to_container attached with %s, endpoint slot %d", am, rec.Slot), "")
+				}
+			default:
+				r.add("programs", CheckOK, "mode off: no programs, as recorded", "")
+			}
+			if c, err := objs.ReadAllCounters(); err == nil {
+				before = c[rec.Slot]
+			}
+		}
+	}
+
+	if !rec.Observed {
+		mac, _ := net.ParseMAC(rec.MAC)
+		gwMAC, err := arpResolve(ns, peer.Attrs().Index, mac, ip, net.ParseIP(rec.Gateway), 200*time.Millisecond)
+		switch {
+		case err != nil:
+			r.add("gateway", CheckFail, "ARP for "+rec.Gateway+": "+err.Error(), "")
+		case gwMAC == nil:
+			r.add("gateway", CheckFail, rec.Gateway+" did not answer ARP within 200 ms", "check that "+rec.Bridge+" has address "+rec.Gateway+" and that nothing filters ARP on it")
+		default:
+			r.add("gateway", CheckOK, fmt.Sprintf("%s answered ARP (MAC %s)", rec.Gateway, gwMAC), "")
+		}
+	}
+
+	if wantProgs && objs != nil && !rec.Observed {
+		moved := false
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for !moved && time.Now().Before(deadline) {
+			if c, err := objs.ReadAllCounters(); err == nil {
+				cur := c[rec.Slot]
+				a, _ := cur.Total(bpf.DirRX)
+				b, _ := cur.Total(bpf.DirTX)
+				a0, _ := before.Total(bpf.DirRX)
+				b0, _ := before.Total(bpf.DirTX)
+				moved = a+b > a0+b0
+			}
+			if !moved {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if moved {
+			r.add("counters", CheckOK, "counters moved with doctor's own ARP exchange", "")
+		} else {
+			r.add("counters", CheckFail, "counters did not move while doctor's ARP exchange crossed "+rec.HostIf, fix)
+		}
+	}
+	return r
+}

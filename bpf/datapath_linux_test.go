@@ -993,3 +993,27 @@ func TestGCPrograms(t *testing.T) {
 		t.Errorf("Unpin left the program pins: %v", err)
 	}
 }
+
+// BenchmarkReadCounters500: ReadAllCounters with 500 endpoint records
+// (two batch lookups and the per-CPU sums).
+func BenchmarkReadCounters500(b *testing.B) {
+	o := loadTest(b)
+	for i := range 500 {
+		ep, err := NewEndpoint(1000+i, uint32(i), macA, nil, nil, ModeObserve, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := o.PutEndpoint(ep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		all, err := o.ReadAllCounters()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(all) != 500 {
+			b.Fatalf("%d slots, want 500", len(all))
+		}
+	}
+}

@@ -339,7 +339,7 @@ func arpResolve(ns netns.NsHandle, ifindex int, mac net.HardwareAddr, ip, target
 
 // maxProbeTries bounds how many automatically chosen addresses an attach
 // probes before it gives up.
-const maxProbeTries = 5
+const maxProbeTries = 10
 
 // startAddrProbe probes rec's address on its bridge.
 func (m *Manager) startAddrProbe(rec *Record) (*addrProbe, error) {

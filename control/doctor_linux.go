@@ -67,7 +67,7 @@ func OpenForDoctor(cfg Config) (*Manager, error) {
 		hostNS.Close()
 		return nil, err
 	}
-	h, err := netlink.NewHandleAt(hostNS)
+	h, err := netlink.NewHandle() // this thread's namespace, the host's: no setns, so no privilege needed
 	if err != nil {
 		hostNS.Close()
 		return nil, fmt.Errorf("open netlink: %w", err)
@@ -410,9 +410,10 @@ func (m *Manager) DoctorTarget(ctx context.Context, ref string) *DoctorReport {
 	)
 	wantProgs := rec.AttachMode == "tcx" || rec.AttachMode == "tc"
 	if wantProgs || pinned(m.cfg.PinDir) {
-		if o, err := m.objects(); err != nil {
+		if o, err := bpf.OpenMaps(m.cfg.PinDir); err != nil {
 			r.add("programs", CheckFail, err.Error(), "")
 		} else {
+			defer o.Close()
 			objs = o
 			dp := &Datapath{pinDir: m.cfg.PinDir, objs: objs}
 			am, attached := dp.Attached(rec.HostIf)

@@ -339,7 +339,10 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 
 	// 5. Endpoint map entries of no recorded interface.
 	if pinned(m.cfg.PinDir) {
-		objs, err := m.objects()
+		objs, err := bpf.OpenMaps(m.cfg.PinDir)
+		if err == nil {
+			defer objs.Close()
+		}
 		if err != nil {
 			rep.Items = append(rep.Items, GCItem{Kind: "map-entry", Name: m.cfg.PinDir, Reason: "cannot open the pinned maps", Error: err.Error()})
 		} else {
@@ -387,10 +390,6 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	return rep, nil
 }
 
-// errNoDatapath: nothing is pinned, so there is nothing of the datapath to
-// remove.
-var errNoDatapath = errors.New("no datapath pinned")
-
 // pinned reports whether the datapath maps are pinned under pinDir.
 func pinned(pinDir string) bool {
 	for _, p := range bpf.MapPinPaths(pinDir) {
@@ -399,20 +398,6 @@ func pinned(pinDir string) bool {
 		}
 	}
 	return true
-}
-
-// objects opens the datapath (adopting the pinned maps) and returns its
-// objects.
-func (m *Manager) objects() (*bpf.Objects, error) {
-	l, ok := m.dp.(*lazyDatapath)
-	if !ok {
-		return nil, errNoDatapath
-	}
-	dp, err := l.open()
-	if err != nil {
-		return nil, err
-	}
-	return dp.Objects(), nil
 }
 
 // finishDetach finishes the interrupted detach of tomb. If the target was

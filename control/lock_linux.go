@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,7 +19,11 @@ type Lock struct{ f *os.File }
 // ErrLockTimeout is returned when another nswire holds the lock too long.
 var ErrLockTimeout = errors.New("another nswire process holds the state lock")
 
-// AcquireLock takes the exclusive lock dir/name, waiting at most timeout.
+// AcquireLock takes the exclusive lock dir/name. It waits while the lock
+// changes hands (many nswire processes queued behind each other all get
+// their turn) and gives up when one holder has kept it for timeout: a hung
+// holder is reported by PID and command line. A killed holder never blocks:
+// the kernel drops its flock with its last descriptor.
 func AcquireLock(dir, name string, timeout time.Duration) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
@@ -27,18 +33,35 @@ func AcquireLock(dir, name string, timeout time.Duration) (*Lock, error) {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
 	deadline := time.Now().Add(timeout)
-	for {
+	holder := lockHolder(f.Name())
+	for poll := 0; ; poll++ {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
+			// Say who holds it, for the message of a process that times out.
+			if f.Truncate(0) == nil {
+				f.WriteAt(fmt.Appendf(nil, "%d %d\n", os.Getpid(), time.Now().UnixNano()), 0)
+			}
 			return &Lock{f: f}, nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
+		if poll%5 == 4 { // every ~10 ms: has the lock changed hands?
+			if h := lockHolder(f.Name()); h != holder {
+				holder, deadline = h, time.Now().Add(timeout)
+			}
+		}
 		if time.Now().After(deadline) {
+			who := ""
+			if pid, _ := strconv.Atoi(strings.Fields(holder + " 0")[0]); pid > 0 {
+				who = fmt.Sprintf(", held by pid %d", pid)
+				if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+					who += " (" + strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")) + ")"
+				}
+			}
 			f.Close()
-			return nil, fmt.Errorf("%w (%s) for over %s", ErrLockTimeout, f.Name(), timeout)
+			return nil, fmt.Errorf("%w (%s%s) for over %s: wait for it to finish, or stop it; a killed holder releases the lock at once", ErrLockTimeout, f.Name(), who, timeout)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -52,4 +75,11 @@ func (l *Lock) Release() {
 	unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	l.f.Close()
 	l.f = nil
+}
+
+// lockHolder returns what the holder of the lock wrote into it: its PID
+// and when it took the lock; a change means the lock changed hands.
+func lockHolder(path string) string {
+	b, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(b))
 }

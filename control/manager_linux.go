@@ -41,6 +41,7 @@ type Manager struct {
 	dockerOK  bool // the engine answered this process already
 	dp        datapathOps
 	conflicts map[string]string // addresses an ARP probe found in use, and by whom
+	afterStep func(k int)       // test hook: runs after step k of an attach succeeded
 }
 
 // NewManager opens the host namespace's netlink handle. It checks the
@@ -153,6 +154,9 @@ func (m *Manager) run(steps []step) error {
 		}
 		if err == nil {
 			m.crashPoint(i + 1)
+			if m.afterStep != nil {
+				m.afterStep(i + 1)
+			}
 		}
 		if err == nil && m.cfg.FailAfterStep == i+1 {
 			err = errInjected{s.name}

@@ -606,7 +606,9 @@ func TestRealIfindex(t *testing.T) {
 	wantOnly(t, readSlot(t, o, 6), DirTX, L3IPv4, L4ICMP, 1, uint64(len(frame)))
 }
 
-func TestReadAllCountersFast(t *testing.T) {
+// TestReadAllCounters500: one batch read returns every one of 500 endpoints
+// (BenchmarkReadCounters500 measures how long it takes).
+func TestReadAllCounters500(t *testing.T) {
 	o := loadTest(t)
 	for i := range 500 {
 		ep, err := NewEndpoint(1000+i, uint32(i), macA, nil, nil, ModeObserve, 0)
@@ -617,13 +619,6 @@ func TestReadAllCountersFast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			if _, err := o.ReadAllCounters(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 	all, err := o.ReadAllCounters()
 	if err != nil {
 		t.Fatal(err)
@@ -631,10 +626,10 @@ func TestReadAllCountersFast(t *testing.T) {
 	if len(all) != 500 {
 		t.Errorf("%d slots, want 500", len(all))
 	}
-	per := res.NsPerOp()
-	t.Logf("ReadAllCounters, 500 endpoints: %d µs", per/1000)
-	if per > 50e6 {
-		t.Errorf("ReadAllCounters took %d ms, want < 50 ms", per/1e6)
+	for i := range uint32(500) {
+		if _, ok := all[i]; !ok {
+			t.Fatalf("slot %d missing", i)
+		}
 	}
 }
 

@@ -39,11 +39,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	}
 	defer lock.Release()
 
+	phase := time.Now()
 	t, err := m.Resolve(ctx, req.Target)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
+	m.logPhase("resolve", &phase)
 
 	if !dryRun {
 		if tomb, err := m.store.getTombstone(t.ID); err != nil {
@@ -78,6 +80,7 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	if err != nil {
 		return nil, err
 	}
+	m.logPhase("plan", &phase)
 	if !dryRun {
 		if err := m.clearLeftover(rec); err != nil {
 			return nil, err
@@ -109,6 +112,14 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
 	}
 	return &AttachResult{Record: rec}, nil
+}
+
+// logPhase prints, in verbose mode, how long the phase since *since took.
+func (m *Manager) logPhase(name string, since *time.Time) {
+	if m.cfg.Verbose != nil {
+		fmt.Fprintf(m.cfg.Verbose, "%-21s %8s\n", name, time.Since(*since).Round(time.Microsecond))
+	}
+	*since = time.Now()
 }
 
 // hostLinkMatches reports whether the record's host veth still exists with

@@ -53,7 +53,7 @@ type MetricDef struct {
 	Key          string `json:"key"`
 	Unit         string `json:"unit"`
 	HigherBetter bool   `json:"higherIsBetter"`
-	MayBeZero    bool   `json:"mayBeZero,omitempty"` // e.g. loss
+	MayBeZero    bool   `json:"mayBeZero,omitempty"` // e.g. loss; such figures get no ratios
 }
 
 // benchMetrics lists each workload's figures; the first is its headline.
@@ -217,7 +217,8 @@ type BenchSample struct {
 
 // BenchFigure is the summary of one figure of one variant over all rounds.
 // The ratios are Median divided by the median of the same figure of `off`
-// and of `loopback`; they are absent when that variant was not run.
+// and of `loopback`; they are absent when that variant was not run, when
+// that median is zero, and for counts of trouble (loss, resets).
 type BenchFigure struct {
 	Workload     string   `json:"workload"`
 	Metric       string   `json:"metric"`
@@ -316,8 +317,10 @@ func (r *BenchResult) Summarize() {
 				}
 				f := BenchFigure{Workload: w, Metric: md.Key, Unit: md.Unit, HigherBetter: md.HigherBetter,
 					Variant: v, N: len(xs), Median: med[v], Min: slices.Min(xs), Max: slices.Max(xs)}
-				f.VsOff = ratio(med[v], med, VariantOff)
-				f.VsLoopback = ratio(med[v], med, VariantLoopback)
+				if !md.MayBeZero { // counts of trouble (loss, resets) have no meaningful ratio
+					f.VsOff = ratio(med[v], med, VariantOff)
+					f.VsLoopback = ratio(med[v], med, VariantLoopback)
+				}
 				r.Summary = append(r.Summary, f)
 			}
 		}

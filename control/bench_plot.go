@@ -35,7 +35,7 @@ func PlotBench(r *BenchResult, file string) error {
 	const barWidth = 14
 	var ticks []plot.Tick
 	bars := make([]*plotter.BarChart, nv)
-	x := 0.0
+	x, ymax := 0.0, 0.0
 	for _, w := range r.Config.Workloads {
 		md := benchMetrics[w][0]
 		b, ok := r.Figure(w, md.Key, base)
@@ -66,6 +66,7 @@ func PlotBench(r *BenchResult, file string) error {
 			}
 			eb.Color = color.Black
 			p.Add(eb)
+			ymax = max(ymax, f.Max/b.Median)
 			x++
 		}
 		ticks = append(ticks, plot.Tick{Value: (groupStart + x - 1) / 2, Label: fmt.Sprintf("%s (%s)", w, md.Unit)})
@@ -78,6 +79,7 @@ func PlotBench(r *BenchResult, file string) error {
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.X.Min, p.X.Max = -1, x
+	p.Y.Max = ymax * 1.3 // room for the legend above the bars
 	line := plotter.NewFunction(func(float64) float64 { return 1 })
 	line.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 	line.Color = color.Gray{Y: 128}

@@ -58,10 +58,12 @@ time plus the machine's softirq time per unit of work.`,
   nswire bench compare results/bench-A.json results/bench-B.json`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Defaults()
+			// The flags hold the defaults: validate what was given as is, so
+			// that --rounds 0 or --duration 0 is an error, not a default.
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			cfg.Defaults()
 			if plotFile != "" {
 				switch strings.ToLower(filepath.Ext(plotFile)) {
 				case ".png", ".svg", ".pdf":
@@ -80,10 +82,13 @@ time plus the machine's softirq time per unit of work.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			errw := cmd.ErrOrStderr()
+			finished := make(chan struct{})
+			defer close(finished) // runs before stop()
 			go func() {
-				<-ctx.Done()
-				stop() // a second Ctrl-C now ends the process at once
-				if cmd.Context().Err() == nil {
+				select {
+				case <-finished:
+				case <-ctx.Done():
+					stop() // a second Ctrl-C now ends the process at once
 					fmt.Fprintln(errw, "\ninterrupted: removing what the bench created (Ctrl-C again to exit at once)")
 				}
 			}()

@@ -1,0 +1,251 @@
+package control
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{3, 1}, 2},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{9, 9, 1, 9, 1}, 9},
+	} {
+		in := slices.Clone(c.in)
+		if got := Median(c.in); got != c.want {
+			t.Errorf("Median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("Median changed its input: %v became %v", in, c.in)
+		}
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	v := []string{"A", "B", "C", "D", "E"}
+	want := [][]string{
+		{"A", "B", "C", "D", "E"},
+		{"B", "C", "D", "E", "A"},
+		{"C", "D", "E", "A", "B"},
+		{"D", "E", "A", "B", "C"},
+		{"E", "A", "B", "C", "D"},
+		{"A", "B", "C", "D", "E"},
+	}
+	for r, w := range want {
+		if got := RoundOrder(v, r); !slices.Equal(got, w) {
+			t.Errorf("round %d: %v, want %v", r, got, w)
+		}
+	}
+	// Over len(v) rounds every variant takes every position once.
+	for pos := range v {
+		seen := map[string]bool{}
+		for r := range v {
+			seen[RoundOrder(v, r)[pos]] = true
+		}
+		if len(seen) != len(v) {
+			t.Errorf("position %d holds only %v over %d rounds", pos, seen, len(v))
+		}
+	}
+	if RoundOrder(nil, 3) != nil {
+		t.Error("RoundOrder(nil) is not nil")
+	}
+}
+
+func TestBenchConfigValidate(t *testing.T) {
+	ok := func() BenchConfig { c := BenchConfig{}; c.Defaults(); return c }
+	base := ok()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if base.Rounds != 5 || base.Duration != 3*time.Second || len(base.Variants) != 5 || len(base.Workloads) != 4 {
+		t.Errorf("defaults: %+v", base)
+	}
+	for _, c := range []struct {
+		name string
+		mod  func(*BenchConfig)
+		want string
+	}{
+		{"unknown variant", func(c *BenchConfig) { c.Variants = []string{"off", "turbo"} }, `unknown variant "turbo"`},
+		{"twice", func(c *BenchConfig) { c.Variants = []string{"off", "off"} }, `variant "off" is given twice`},
+		{"unknown workload", func(c *BenchConfig) { c.Workloads = []string{"tcp_rrr"} }, `unknown workload "tcp_rrr"`},
+		{"short", func(c *BenchConfig) { c.Duration = 50 * time.Millisecond }, "too short to measure"},
+		{"rounds", func(c *BenchConfig) { c.Rounds = -1 }, "--rounds -1"},
+		{"warmup", func(c *BenchConfig) { c.Warmup = -time.Second }, "--warmup"},
+		{"bridge", func(c *BenchConfig) { c.Bridge = "a/b" }, "--bridge"},
+	} {
+		cfg := ok()
+		c.mod(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+	c := BenchConfig{Iperf3: true}
+	c.Defaults()
+	if !slices.Contains(c.Workloads, WorkloadIperf3) {
+		t.Errorf("--iperf3 did not add the iperf3 workload: %v", c.Workloads)
+	}
+}
+
+// fakeResult builds a result with rate values per variant per round.
+func fakeResult(rates map[string][]float64) *BenchResult {
+	r := &BenchResult{Version: BenchResultVersion, Config: BenchConfig{Workloads: []string{WorkloadTCPCRR}}}
+	for _, v := range BenchVariants {
+		if _, ok := rates[v]; ok {
+			r.Variants = append(r.Variants, v)
+		}
+	}
+	for _, v := range r.Variants {
+		for i, x := range rates[v] {
+			r.Samples = append(r.Samples, BenchSample{Round: i + 1, Variant: v, Workload: WorkloadTCPCRR,
+				Metrics: map[string]float64{"rate": x, "cpu": 100 / x, "resets": 0}})
+		}
+	}
+	r.Summarize()
+	return r
+}
+
+func TestSummarizeRatios(t *testing.T) {
+	r := fakeResult(map[string][]float64{
+		VariantOff:      {100, 90, 110},
+		VariantFastpath: {130, 140, 120},
+		VariantLoopback: {200, 190, 210, 220},
+	})
+	f, ok := r.Figure(WorkloadTCPCRR, "rate", VariantFastpath)
+	if !ok {
+		t.Fatal("no fastpath rate")
+	}
+	if f.Median != 130 || f.Min != 120 || f.Max != 140 || f.N != 3 {
+		t.Errorf("fastpath: %+v", f)
+	}
+	if f.VsOff == nil || math.Abs(*f.VsOff-1.3) > 1e-12 {
+		t.Errorf("fastpath vs off = %v, want 1.3", f.VsOff)
+	}
+	if f.VsLoopback == nil || math.Abs(*f.VsLoopback-130/205.0) > 1e-12 {
+		t.Errorf("fastpath vs loopback = %v, want %v", f.VsLoopback, 130/205.0)
+	}
+	if math.Abs(f.SpreadPct()-100*20/130.0) > 1e-9 {
+		t.Errorf("spread %v", f.SpreadPct())
+	}
+	off, _ := r.Figure(WorkloadTCPCRR, "rate", VariantOff)
+	if *off.VsOff != 1 {
+		t.Errorf("off vs off = %v", *off.VsOff)
+	}
+	// A zero median (resets) has no ratio rather than an infinite one.
+	z, ok := r.Figure(WorkloadTCPCRR, "resets", VariantFastpath)
+	if !ok || z.VsOff != nil {
+		t.Errorf("resets: %+v", z)
+	}
+	// Every figure of every variant is there, in the configured order.
+	var got []string
+	for _, f := range r.Summary {
+		if f.Metric == "rate" {
+			got = append(got, f.Variant)
+		}
+	}
+	if !slices.Equal(got, r.Variants) {
+		t.Errorf("rate rows %v, want %v", got, r.Variants)
+	}
+	// Without off, no ratio to off.
+	r2 := fakeResult(map[string][]float64{VariantFastpath: {1}, VariantLoopback: {2}})
+	if f, _ := r2.Figure(WorkloadTCPCRR, "rate", VariantFastpath); f.VsOff != nil || *f.VsLoopback != 0.5 {
+		t.Errorf("without off: %+v", f)
+	}
+}
+
+func TestCompareBench(t *testing.T) {
+	a := fakeResult(map[string][]float64{VariantOff: {100}, VariantFastpath: {150}})
+	b := fakeResult(map[string][]float64{VariantOff: {100}, VariantFastpath: {120}, VariantLoopback: {300}})
+	rows, err := CompareBench(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(metric, unit, v string) BenchChange {
+		for _, r := range rows {
+			if r.Metric == metric && r.Unit == unit && r.Variant == v {
+				return r
+			}
+		}
+		t.Fatalf("no row %s %s %s in %+v", metric, unit, v, rows)
+		return BenchChange{}
+	}
+	fp := find("rate", "conn/s", VariantFastpath)
+	if fp.A != 150 || fp.B != 120 || math.Abs(fp.ChangePct-(-20)) > 1e-9 || fp.Better == nil || *fp.Better {
+		t.Errorf("fastpath rate: %+v", fp)
+	}
+	cpu := find("cpu", "cpu-µs/conn", VariantFastpath) // lower is better: a rise is worse
+	if cpu.Better == nil || *cpu.Better {
+		t.Errorf("fastpath cpu: %+v", cpu)
+	}
+	if off := find("rate", "conn/s", VariantOff); off.ChangePct != 0 || off.Better != nil {
+		t.Errorf("off: %+v", off)
+	}
+	ratio := find("rate", "×off", VariantFastpath)
+	if ratio.A != 1.5 || ratio.B != 1.2 {
+		t.Errorf("ratio row: %+v", ratio)
+	}
+	for _, r := range rows {
+		if r.Variant == VariantLoopback {
+			t.Errorf("loopback is only in B but compared: %+v", r)
+		}
+	}
+	if _, err := CompareBench(a, fakeResult(map[string][]float64{VariantDocker: {1}})); err == nil {
+		t.Error("no common figure: no error")
+	}
+}
+
+func TestReadBenchResult(t *testing.T) {
+	dir := t.TempDir()
+	a := fakeResult(map[string][]float64{VariantOff: {100}})
+	data, _ := json.Marshal(a)
+	good := filepath.Join(dir, "a.json")
+	os.WriteFile(good, data, 0o644)
+	if r, err := ReadBenchResult(good); err != nil || len(r.Summary) != len(a.Summary) {
+		t.Errorf("read back: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"version": 7}`), 0o644)
+	if _, err := ReadBenchResult(bad); err == nil || !strings.Contains(err.Error(), "version 7") {
+		t.Errorf("wrong version: %v", err)
+	}
+	os.WriteFile(bad, []byte(`not json`), 0o644)
+	if _, err := ReadBenchResult(bad); err == nil || !strings.Contains(err.Error(), "not a bench result") {
+		t.Errorf("not json: %v", err)
+	}
+	if _, err := ReadBenchResult(filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+func TestPlotBench(t *testing.T) {
+	r := fakeResult(map[string][]float64{VariantOff: {100, 90}, VariantFastpath: {130, 120}, VariantLoopback: {200, 180}})
+	r.Config.Rounds, r.Config.Duration = 2, time.Second
+	f := filepath.Join(t.TempDir(), "b.png")
+	if err := PlotBench(r, f); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(f)
+	if err != nil || len(data) < 1000 || string(data[1:4]) != "PNG" {
+		t.Errorf("plot file: %d bytes, %v", len(data), err)
+	}
+}
+
+func TestFormatNumber(t *testing.T) {
+	for in, want := range map[float64]string{123456.7: "123457", 123.45: "123.5", 12.345: "12.35", 1.2345: "1.234", 0: "0.000"} {
+		if got := FormatNumber(in); got != want {
+			t.Errorf("FormatNumber(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

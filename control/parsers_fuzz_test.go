@@ -1,0 +1,65 @@
+package control
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+// FuzzTargetSpec: target strings (container refs, --pid, --netns) are
+// accepted only in their documented shape; never a panic.
+func FuzzTargetSpec(f *testing.F) {
+	f.Add("web", 0, "")
+	f.Add("", 42, "")
+	f.Add("", 0, "/run/netns/x")
+	f.Add("/a.b-c_d", -1, "")
+	f.Add("-x", 0, "")
+	f.Fuzz(func(t *testing.T, container string, pid int, netnsPath string) {
+		spec := TargetSpec{Container: container, PID: pid, NetnsPath: netnsPath}
+		if spec.Validate() != nil {
+			return
+		}
+		_ = spec.String()
+		if pid < 0 {
+			t.Fatalf("accepted --pid %d", pid)
+		}
+		if container != "" {
+			s := strings.TrimPrefix(container, "/")
+			if s == "" || len(s) > 255 || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" || strings.ContainsAny(s[:1], "_.-") {
+				t.Fatalf("accepted container %q", container)
+			}
+		}
+	})
+}
+
+// FuzzIPFlags: --ip and --mac values parse or fail, and what parses is an
+// IPv4 address with a prefix in 0…32 (or -1: the bridge's) and a unicast
+// MAC.
+func FuzzIPFlags(f *testing.F) {
+	for _, s := range []string{"172.17.0.10/16", "172.17.0.10", "::1", "1.2.3.4/33", "1.2.3.4/-1", "0.0.0.0/0", "::ffff:1.2.3.4/120", ""} {
+		f.Add(s, "02:42:ac:11:00:0a")
+	}
+	f.Add("10.0.0.1", "ff:ff:ff:ff:ff:ff")
+	f.Add("10.0.0.1", "00:00:00:00:00:00")
+	f.Add("10.0.0.1", "0000.5e00.5301")
+	_, sn, _ := net.ParseCIDR("1.2.0.0/16")
+	f.Fuzz(func(t *testing.T, ip, mac string) {
+		if a, prefix, err := parseIPFlag(ip); err == nil {
+			if a.To4() == nil || len(a) != net.IPv4len || prefix < -1 {
+				t.Fatalf("parseIPFlag(%q) = %v /%d", ip, a, prefix)
+			}
+			// An IPv4-mapped IPv6 CIDR ("::ffff:1.2.3.4/120") parses with
+			// its IPv6 prefix; the subnet check must refuse it.
+			if prefix > 32 {
+				if got, err := ResolveAddress(ip, Subnet{Net: sn, Gateway: net.IPv4(1, 2, 0, 1).To4()}, noneUsed); err == nil {
+					t.Fatalf("ResolveAddress(%q) = %v, accepted a /%d", ip, got, prefix)
+				}
+			}
+		}
+		if m, err := ParseMAC(mac); err == nil {
+			if len(m) != 6 || m[0]&1 != 0 {
+				t.Fatalf("ParseMAC(%q) = %v: not a unicast Ethernet MAC", mac, m)
+			}
+		}
+	})
+}

@@ -2,9 +2,11 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,4 +126,37 @@ func FuzzIDFromRecordFile(f *testing.F) {
 			t.Fatalf("IDFromRecordFile(%q) = %q, whose file is %q", name, id, got)
 		}
 	})
+}
+
+// TestCorruptRecordsAreReportedNotTrusted: every hand-made corrupt or
+// truncated record of the fuzz corpus is refused by DecodeRecord and listed
+// as bad by Store.List, never returned as a record.
+func TestCorruptRecordsAreReportedNotTrusted(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeRecord")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := Store{Dir: t.TempDir()}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "seed-") || e.Name() == "seed-valid" {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		lines := strings.SplitN(string(b), "\n", 2)
+		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(lines[1]), "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		if r, err := DecodeRecord([]byte(data)); err == nil {
+			t.Errorf("%s: decoded as %+v", e.Name(), r)
+		}
+		os.WriteFile(filepath.Join(store.Dir, fmt.Sprintf("%064x.json", n)), []byte(data), 0o600)
+		n++
+	}
+	recs, bad, err := store.List()
+	if err != nil || len(recs) != 0 || len(bad) != n || n < 8 {
+		t.Fatalf("List: %d records, %d bad of %d, %v", len(recs), len(bad), n, err)
+	}
 }

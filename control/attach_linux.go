@@ -557,11 +557,12 @@ func (m *Manager) FindRecord(ctx context.Context, ref string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	path := ref
 	ref = strings.TrimPrefix(ref, "/")
 	var matches []*Record
 	for _, r := range recs {
 		switch {
-		case r.ID == ref, r.Name == ref, r.NetnsPath == ref && r.Kind == "netns":
+		case r.ID == ref, r.Name == ref, r.NetnsPath == path && r.Kind == "netns":
 			return r, nil
 		case len(ref) >= 4 && r.Kind == "docker" && strings.HasPrefix(r.ID, ref):
 			matches = append(matches, r)

@@ -214,7 +214,10 @@ func parseIPFlag(s string) (net.IP, int, error) {
 	if err != nil || ip.To4() == nil {
 		return nil, 0, fmt.Errorf("--ip %q is not an IPv4 CIDR (e.g. 172.17.0.10/16)", s)
 	}
-	ones, _ := ipnet.Mask.Size()
+	ones, bits := ipnet.Mask.Size()
+	if bits != 32 { // e.g. an IPv4-mapped IPv6 address with a /120
+		return nil, 0, fmt.Errorf("--ip %q is not an IPv4 CIDR (e.g. 172.17.0.10/16)", s)
+	}
 	return ip.To4(), ones, nil
 }
 

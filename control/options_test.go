@@ -39,6 +39,7 @@ func TestResolveAddressRequested(t *testing.T) {
 		{in: "172.17.0/16", errHas: "is not an IPv4 CIDR"},
 		{in: "banana", errHas: "is not an IPv4 address or CIDR"},
 		{in: "fd00::1/64", errHas: "is not an IPv4 CIDR"},
+		{in: "::ffff:172.17.0.9/120", errHas: "is not an IPv4 CIDR"},
 	} {
 		got, err := ResolveAddress(tc.in, sn, used)
 		if tc.errHas != "" {

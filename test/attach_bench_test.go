@@ -1,0 +1,138 @@
+//go:build linux
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/test/testenv"
+)
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// newBenchManager is a Manager with its own state and pin dirs, removed at
+// the end.
+func newBenchManager(b *testing.B) (*control.Manager, string) {
+	b.Helper()
+	testenv.RequireRoot(b)
+	stateDir := b.TempDir()
+	pinDir := "/sys/fs/bpf/nswire-bench-" + testenv.ContainerName("a")
+	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		m.Close()
+		os.RemoveAll(pinDir)
+	})
+	return m, stateDir
+}
+
+// BenchmarkAttach measures attach and detach of a running --network=none
+// container, many rounds, per datapath mode: in process (the control API,
+// what nswire itself spends) and through the CLI (what a user waits,
+// including process start). Run with `make bench-attach`.
+func BenchmarkAttach(b *testing.B) {
+	cli := testenv.Docker(b)
+	id, _ := testenv.RunNone(b, cli, "benchattach", "sleep", "600")
+	const rounds = 40
+	for _, mode := range []struct{ mode, attach string }{{"off", "auto"}, {"observe", "tcx"}, {"observe", "tc"}} {
+		name := mode.mode + "-" + mode.attach
+		b.Run("inprocess-"+name, func(b *testing.B) {
+			m, _ := newBenchManager(b)
+			ctx := context.Background()
+			var att, det []time.Duration
+			for range rounds {
+				t0 := time.Now()
+				if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{Container: id}, Mode: mode.mode, AttachMode: mode.attach}, false); err != nil {
+					b.Fatal(err)
+				}
+				att = append(att, time.Since(t0))
+				t0 = time.Now()
+				if _, err := m.Detach(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+				det = append(det, time.Since(t0))
+			}
+			b.ReportMetric(float64(median(att).Microseconds())/1000, "ms/attach-median")
+			b.ReportMetric(float64(median(det).Microseconds())/1000, "ms/detach-median")
+			b.Logf("%s in process, %d rounds: attach median %v (min %v max %v), detach median %v", name, rounds, median(att), slices.Min(att), slices.Max(att), median(det))
+		})
+		b.Run("cli-"+name, func(b *testing.B) {
+			_, stateDir := newBenchManager(b)
+			pinDir := "/sys/fs/bpf/nswire-bench-" + testenv.ContainerName("c")
+			defer os.RemoveAll(pinDir)
+			run := func(args ...string) time.Duration {
+				t0 := time.Now()
+				out, err := exec.Command(nswireBin, append([]string{"--state-dir", stateDir, "--pin-dir", pinDir}, args...)...).CombinedOutput()
+				if err != nil {
+					b.Fatalf("nswire %v: %v\n%s", args, err, out)
+				}
+				return time.Since(t0)
+			}
+			var att []time.Duration
+			for range rounds {
+				att = append(att, run("attach", id, "--mode", mode.mode, "--attach-mode", mode.attach))
+				run("detach", id)
+			}
+			b.ReportMetric(float64(median(att).Microseconds())/1000, "ms/attach-median")
+			b.Logf("%s via the CLI, %d rounds: attach median %v (min %v max %v)", name, rounds, median(att), slices.Min(att), slices.Max(att))
+		})
+	}
+}
+
+// BenchmarkAttachScaling attaches 200 targets (throwaway named network
+// namespaces) one after another, several runs, and compares the median time
+// of the 1st attach with that of the 200th: attach time must not grow with
+// the number of attached targets (ratio under 1.5).
+func BenchmarkAttachScaling(b *testing.B) {
+	const n, runs = 200, 3
+	nss := make([]string, n)
+	for i := range nss {
+		nss[i] = fmt.Sprintf("nswbs%d-%d", os.Getpid()%10000, i)
+		testenv.NewNamedNetNS(b, nss[i])
+	}
+	m, _ := newBenchManager(b)
+	ctx := context.Background()
+	// Warm up: the first attach on a machine loads and pins the programs.
+	if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{NetnsPath: "/run/netns/" + nss[0]}}, false); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Detach(ctx, "/run/netns/"+nss[0]); err != nil {
+		b.Fatal(err)
+	}
+	var first, last []time.Duration
+	for r := range runs {
+		times := make([]time.Duration, n)
+		for i, ns := range nss {
+			t0 := time.Now()
+			if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{NetnsPath: "/run/netns/" + ns}}, false); err != nil {
+				b.Fatalf("run %d attach %d: %v", r, i+1, err)
+			}
+			times[i] = time.Since(t0)
+		}
+		first, last = append(first, times[0]), append(last, times[n-1])
+		b.Logf("run %d: attach #1 %v, #100 %v, #200 %v; median of all %v", r+1, times[0], times[n/2-1], times[n-1], median(times))
+		for _, ns := range nss {
+			if _, err := m.Detach(ctx, "/run/netns/"+ns); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ratio := float64(median(last)) / float64(median(first))
+	b.ReportMetric(float64(median(first).Microseconds())/1000, "ms/attach-1st")
+	b.ReportMetric(float64(median(last).Microseconds())/1000, "ms/attach-200th")
+	b.ReportMetric(ratio, "200th/1st")
+	b.Logf("median over %d runs: 1st attach %v, 200th attach %v, ratio %.2f (bar: < 1.5)", runs, median(first), median(last), ratio)
+}

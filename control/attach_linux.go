@@ -493,15 +493,11 @@ type DetachResult struct {
 // with it the address and route inside the container) and the record. A
 // target that is unknown, already detached or dead is success.
 func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error) {
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	rec, err := m.FindRecord(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
 	if rec == nil {
 		tomb, err := m.findTombstone(ref)
 		if err != nil || tomb == nil {
@@ -547,6 +543,21 @@ func (m *Manager) teardown(rec *Record) error {
 		m.crashPoint(i + 1)
 	}
 	return nil
+}
+
+// lockedRecord takes the state lock and finds the record of ref (nil when
+// there is none). The caller releases the lock.
+func (m *Manager) lockedRecord(ctx context.Context, ref string) (*Lock, *Record, error) {
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := m.FindRecord(ctx, ref)
+	if err != nil {
+		lock.Release()
+		return nil, nil, err
+	}
+	return lock, rec, nil
 }
 
 // FindRecord finds the record of ref: a container name, a full or

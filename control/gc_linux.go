@@ -80,51 +80,16 @@ func (s Store) clearDetaching(id string) error {
 // tombstones returns the records of every interrupted detach, and the paths
 // of tombstones that could not be decoded.
 func (s Store) tombstones() ([]*Record, []string, error) {
-	entries, err := os.ReadDir(s.Dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("list records: %w", err)
-	}
-	var recs []*Record
-	var bad []string
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasPrefix(e.Name(), tombstonePrefix) || !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		p := filepath.Join(s.Dir, e.Name())
-		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read tombstone: %w", err)
-		}
-		r, err := DecodeRecord(data)
-		if err != nil {
-			bad = append(bad, p)
-			continue
-		}
-		recs = append(recs, r)
-	}
-	return recs, bad, nil
+	return s.scan(func(name string) bool { return strings.HasPrefix(name, tombstonePrefix) })
 }
 
 // getTombstone returns the tombstone of id, or (nil, nil) if there is none.
 func (s Store) getTombstone(id string) (*Record, error) {
-	data, err := os.ReadFile(s.tombstonePath(id))
+	r, err := readRecord(s.tombstonePath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read tombstone: %w", err)
-	}
-	r, err := DecodeRecord(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.tombstonePath(id), err)
-	}
-	return r, nil
+	return r, err
 }
 
 // IDFromRecordFile returns the target ID a record (or tombstone) file name

@@ -20,15 +20,11 @@ func (m *Manager) SetMode(ctx context.Context, ref, mode, attachMode string, for
 	if err := checkAttachModeName(attachMode); err != nil {
 		return nil, err
 	}
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	rec, err := m.FindRecord(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
 	if rec == nil {
 		return nil, fmt.Errorf("%s is not attached: `nswire attach %s --mode %s` wires it", ref, ref, mode)
 	}

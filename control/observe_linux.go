@@ -126,15 +126,11 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 // Unobserve removes the counters Observe attached. A target that is not
 // observed is success; one nswire wired is an error (detach it instead).
 func (m *Manager) Unobserve(ctx context.Context, ref string) (*DetachResult, error) {
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	rec, err := m.FindRecord(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
 	if rec == nil {
 		return &DetachResult{Message: fmt.Sprintf("%s is not observed: nothing to do", ref)}, nil
 	}

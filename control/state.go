@@ -173,18 +173,11 @@ func (s Store) Put(r *Record) error {
 
 // Get returns the record of id, or (nil, nil) if there is none.
 func (s Store) Get(id string) (*Record, error) {
-	data, err := os.ReadFile(s.path(id))
+	r, err := readRecord(s.path(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read record: %w", err)
-	}
-	r, err := DecodeRecord(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.path(id), err)
-	}
-	return r, nil
+	return r, err
 }
 
 // Delete removes the record of id. Returns nil if there is none.
@@ -198,6 +191,15 @@ func (s Store) Delete(id string) error {
 // List returns every valid record sorted by name, and the paths of files
 // that could not be decoded (for gc and doctor to report).
 func (s Store) List() ([]*Record, []string, error) {
+	recs, bad, err := s.scan(func(name string) bool { return !strings.HasPrefix(name, ".") })
+	sort.Slice(recs, func(i, j int) bool { return recs[i].DisplayName() < recs[j].DisplayName() })
+	return recs, bad, err
+}
+
+// scan decodes every *.json file of the directory whose name match accepts,
+// returning the valid records and the paths of the files that could not be
+// decoded. A file removed while scanning is skipped.
+func (s Store) scan(match func(name string) bool) ([]*Record, []string, error) {
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -209,24 +211,47 @@ func (s Store) List() ([]*Record, []string, error) {
 	var bad []string
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+		if e.IsDir() || !strings.HasSuffix(name, ".json") || !match(name) {
 			continue
 		}
 		p := filepath.Join(s.Dir, name)
-		data, err := os.ReadFile(p)
+		r, err := readRecord(p)
 		if errors.Is(err, os.ErrNotExist) {
-			continue // removed while we listed
+			continue
 		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read record: %w", err)
-		}
-		r, err := DecodeRecord(data)
-		if err != nil {
+		var derr decodeError
+		if errors.As(err, &derr) {
 			bad = append(bad, p)
 			continue
 		}
+		if err != nil {
+			return nil, nil, err
+		}
 		recs = append(recs, r)
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].DisplayName() < recs[j].DisplayName() })
 	return recs, bad, nil
+}
+
+// decodeError marks a record file that exists but does not decode.
+type decodeError struct{ err error }
+
+func (e decodeError) Error() string { return e.err.Error() }
+func (e decodeError) Unwrap() error { return e.err }
+
+// readRecord reads and decodes the record file at path. A missing file is
+// an error satisfying errors.Is(err, os.ErrNotExist); one that does not
+// decode is a decodeError naming the path.
+func readRecord(path string) (*Record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read record: %w", err)
+	}
+	r, err := DecodeRecord(data)
+	if err != nil {
+		return nil, decodeError{fmt.Errorf("%s: %w", path, err)}
+	}
+	return r, nil
 }

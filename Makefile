@@ -8,7 +8,7 @@ BIN := bin/nswire
 # Test flags: -p 1 because the privileged tests share the host's bridge and bpffs.
 TESTFLAGS ?= -v -count=1 -p 1 -timeout 60m
 
-.PHONY: help deps build test unit demo generate generate-check bench-attach bench clean
+.PHONY: help deps build test unit demo generate generate-check bench-attach bench-stats bench-bpf bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -34,8 +34,17 @@ generate: ## regenerate the eBPF objects with bpf2go (needs clang)
 generate-check: generate ## fail if the committed eBPF objects differ from a fresh generate
 	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit" >&2; exit 1; }
 
-bench-attach: deps build ## measure attach+detach time (median of many rounds; 1st vs 200th attach)
-	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkAttach' -benchtime 1x -count 1 -v ./test/
+bench-attach: deps ## measure attach+detach time per mode (medians of many rounds) and the 1st vs the 200th attach
+	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkAttach' -benchtime 1x -count 1 -v -timeout 30m ./test/
+
+bench-stats: deps ## time `nswire stats -o json` over 500 attached endpoints
+	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkStats500' -benchtime 1x -count 1 -v -timeout 30m ./test/
+
+bench-bpf: ## per-packet time of the eBPF programs (BPF_PROG_TEST_RUN), pinned to one CPU for stable numbers
+	taskset -c 1 $(GO) test -run '^$$' -bench . -count 5 ./bpf/
+
+bench: deps build ## the fast path against plain bridging: nswire bench, default configuration, results under out/
+	$(BIN) bench --out out --plot out/bench.png
 
 clean: ## remove build output
 	rm -rf bin

@@ -5,11 +5,15 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/test/testenv"
@@ -135,4 +139,65 @@ func BenchmarkAttachScaling(b *testing.B) {
 	b.ReportMetric(float64(median(last).Microseconds())/1000, "ms/attach-200th")
 	b.ReportMetric(ratio, "200th/1st")
 	b.Logf("median over %d runs: 1st attach %v, 200th attach %v, ratio %.2f (bar: < 1.5)", runs, median(first), median(last), ratio)
+}
+
+// BenchmarkStats500 attaches 500 targets (throwaway named network
+// namespaces) and times `nswire stats -o json` over all of them, a new
+// process each time as a user runs it (bar: ≤ 50 ms).
+func BenchmarkStats500(b *testing.B) {
+	const n, runs = 500, 15
+	testenv.RequireRoot(b)
+	stateDir := b.TempDir()
+	pinDir := "/sys/fs/bpf/nswire-bench-" + testenv.ContainerName("s")
+	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close(); os.RemoveAll(pinDir) })
+	ctx := context.Background()
+	brName := "nswbst0"
+	testBridgeFor(b, brName, "10.233.0.1/20")
+	for i := range n {
+		ns := fmt.Sprintf("nswbst%d-%d", os.Getpid()%10000, i)
+		testenv.NewNamedNetNS(b, ns)
+		if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{NetnsPath: "/run/netns/" + ns}, Bridge: brName}, false); err != nil {
+			b.Fatalf("attach %d: %v", i+1, err)
+		}
+		b.Cleanup(func() { m.Detach(context.Background(), "/run/netns/"+ns) })
+	}
+	var times []time.Duration
+	for range runs {
+		t0 := time.Now()
+		out, err := exec.Command(nswireBin, "--state-dir", stateDir, "--pin-dir", pinDir, "stats", "-o", "json").Output()
+		times = append(times, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := strings.Count(string(out), `"hostIf"`); got != n {
+			b.Fatalf("stats listed %d endpoints, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(median(times).Microseconds())/1000, "ms/stats-median")
+	b.Logf("nswire stats -o json, %d endpoints, %d runs: median %v (min %v, max %v); bar ≤ 50 ms", n, runs, median(times), slices.Min(times), slices.Max(times))
+}
+
+// testBridgeFor creates a bridge with the address cidr (the gateway), up,
+// deleted at cleanup.
+func testBridgeFor(tb testing.TB, name, cidr string) {
+	tb.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if err := netlink.LinkAdd(br); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { netlink.LinkDel(br) })
+	ip, n, _ := net.ParseCIDR(cidr)
+	n.IP = ip
+	if err := netlink.AddrAdd(br, &netlink.Addr{IPNet: n}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -231,6 +231,10 @@ type BenchFigure struct {
 	Max          float64  `json:"max"`
 	VsOff        *float64 `json:"vsOff,omitempty"`
 	VsLoopback   *float64 `json:"vsLoopback,omitempty"`
+	// PairedVsOff is the median over rounds of this variant's value divided
+	// by off's value in the same round (measured seconds apart): drift of
+	// the machine between rounds cancels out of it.
+	PairedVsOff *float64 `json:"pairedVsOff,omitempty"`
 }
 
 // SpreadPct is the spread (max−min) as a percentage of the median.
@@ -296,10 +300,15 @@ func Median(xs []float64) float64 {
 func (r *BenchResult) Summarize() {
 	r.Summary = nil
 	vals := map[[3]string][]float64{}
+	byRound := map[[3]string]map[int]float64{}
 	for _, s := range r.Samples {
 		for k, v := range s.Metrics {
 			key := [3]string{s.Workload, k, s.Variant}
 			vals[key] = append(vals[key], v)
+			if byRound[key] == nil {
+				byRound[key] = map[int]float64{}
+			}
+			byRound[key][s.Round] = v
 		}
 	}
 	for _, w := range r.Config.Workloads {
@@ -320,11 +329,28 @@ func (r *BenchResult) Summarize() {
 				if !md.MayBeZero { // counts of trouble (loss, resets) have no meaningful ratio
 					f.VsOff = ratio(med[v], med, VariantOff)
 					f.VsLoopback = ratio(med[v], med, VariantLoopback)
+					f.PairedVsOff = pairedRatio(byRound[[3]string{w, md.Key, v}], byRound[[3]string{w, md.Key, VariantOff}])
 				}
 				r.Summary = append(r.Summary, f)
 			}
 		}
 	}
+}
+
+// pairedRatio is the median over the rounds both have of x[round] /
+// base[round]; nil when they share no round with a non-zero base.
+func pairedRatio(x, base map[int]float64) *float64 {
+	var qs []float64
+	for round, v := range x {
+		if b, ok := base[round]; ok && b != 0 {
+			qs = append(qs, v/b)
+		}
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	q := Median(qs)
+	return &q
 }
 
 func ratio(x float64, med map[string]float64, base string) *float64 {

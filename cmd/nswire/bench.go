@@ -240,21 +240,21 @@ func printBench(w io.Writer, r *control.BenchResult) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "WORKLOAD\tFIGURE\tVARIANT\tMEDIAN\tMIN–MAX\tSPREAD\t×OFF\t×LOOPBACK\t")
+	fmt.Fprintln(tw, "WORKLOAD\tFIGURE\tVARIANT\tMEDIAN\tMIN–MAX\tSPREAD\t×OFF\t×LOOPBACK\tPAIRED ×OFF\t")
 	prev := ""
 	for _, f := range r.Summary {
 		key := f.Workload + "/" + f.Metric
 		if prev != "" && prev != key {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
+			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t")
 		}
 		prev = key
 		dir := "↓"
 		if f.HigherBetter {
 			dir = "↑"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s %s\t%s\t%s\t%s–%s\t%.1f%%\t%s\t%s\t\n", f.Workload, f.Metric, f.Unit, dir, f.Variant,
+		fmt.Fprintf(tw, "%s\t%s %s %s\t%s\t%s\t%s–%s\t%.1f%%\t%s\t%s\t%s\t\n", f.Workload, f.Metric, f.Unit, dir, f.Variant,
 			control.FormatNumber(f.Median), control.FormatNumber(f.Min), control.FormatNumber(f.Max), f.SpreadPct(),
-			fmtRatio(f.VsOff), fmtRatio(f.VsLoopback))
+			fmtRatio(f.VsOff), fmtRatio(f.VsLoopback), fmtRatio(f.PairedVsOff))
 	}
 	tw.Flush()
 }

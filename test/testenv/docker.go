@@ -111,6 +111,12 @@ func RunBridge(t testing.TB, cli *client.Client, namePrefix string, cmd ...strin
 	return run(t, cli, "bridge", namePrefix, cmd)
 }
 
+// RunOn is RunNone on the Docker network called network.
+func RunOn(t testing.TB, cli *client.Client, network, namePrefix string, cmd ...string) (id string, pid int) {
+	t.Helper()
+	return run(t, cli, network, namePrefix, cmd)
+}
+
 var badNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
 // ContainerName returns prefix (made valid for Docker) plus a random suffix.

@@ -98,6 +98,11 @@ type BenchConfig struct {
 	Image     string        `json:"image,omitempty"`
 	Iperf3    bool          `json:"iperf3,omitempty"`
 	NoPin     bool          `json:"noPin,omitempty"`
+	// Slices splits each cell into this many slices, run interleaved with
+	// the other variants' slices (A B C D E A B C D E … within a round), so
+	// that the machine's slow drift hits every variant alike. A round's
+	// value is the mean over its slices.
+	Slices int `json:"slices"`
 }
 
 // Bench defaults.
@@ -105,6 +110,7 @@ const (
 	DefaultBenchRounds   = 5
 	DefaultBenchDuration = 3 * time.Second
 	DefaultBenchWarmup   = 500 * time.Millisecond
+	DefaultBenchSlices   = 5
 	DefaultBenchImage    = "nswire-busybox:latest"
 )
 
@@ -124,6 +130,9 @@ func (c *BenchConfig) Defaults() {
 	}
 	if c.Duration == 0 {
 		c.Duration = DefaultBenchDuration
+	}
+	if c.Slices == 0 {
+		c.Slices = DefaultBenchSlices
 	}
 	if c.Bridge == "" {
 		c.Bridge = "docker0"
@@ -149,6 +158,8 @@ func (c *BenchConfig) Validate() error {
 		return fmt.Errorf("--duration %s is too short to measure: give at least %s (default %s)", c.Duration, MinBenchDuration, DefaultBenchDuration)
 	case c.Duration > time.Hour:
 		return fmt.Errorf("--duration %s is over an hour per cell: give less", c.Duration)
+	case c.Slices < 1 || c.Slices > 100:
+		return fmt.Errorf("--slices %d is out of range: give 1 to 100", c.Slices)
 	case c.Warmup < 0 || c.Warmup > time.Minute:
 		return fmt.Errorf("--warmup %s is out of range: give 0 to 1m", c.Warmup)
 	}
@@ -173,6 +184,19 @@ func checkNames(what string, got, known []string) error {
 		seen[g] = true
 	}
 	return nil
+}
+
+// SliceCount is the number of slices a cell is really cut into: Slices, but
+// never so many that a slice is shorter than MinBenchDuration.
+func (c *BenchConfig) SliceCount() int {
+	n := min(c.Slices, int(c.Duration/MinBenchDuration))
+	return max(n, 1)
+}
+
+// SliceWarmup is the unmeasured time before each slice: the cell's warm-up
+// spread over its slices, at least 100 ms.
+func (c *BenchConfig) SliceWarmup() time.Duration {
+	return max(c.Warmup/time.Duration(c.SliceCount()), 100*time.Millisecond)
 }
 
 // RoundOrder returns the order of the variants in round r (0-based): the
@@ -206,6 +230,7 @@ func (c CPUUsage) TotalNs() int64 { return c.UserNs + c.SysNs + c.SoftirqNs }
 // round.
 type BenchSample struct {
 	Round    int                `json:"round"` // 1-based
+	Slice    int                `json:"slice"` // 1-based, within the round's cell
 	Seq      int                `json:"seq"`   // position in the whole run, 1-based
 	Variant  string             `json:"variant"`
 	Workload string             `json:"workload"`
@@ -299,17 +324,33 @@ func Median(xs []float64) float64 {
 // and `loopback`.
 func (r *BenchResult) Summarize() {
 	r.Summary = nil
-	vals := map[[3]string][]float64{}
-	byRound := map[[3]string]map[int]float64{}
+	// A round's value is the mean of its slices (equal durations).
+	type cellKey struct {
+		workload, metric, variant string
+		round                     int
+	}
+	sum, n := map[cellKey]float64{}, map[cellKey]int{}
+	var order []cellKey
 	for _, s := range r.Samples {
 		for k, v := range s.Metrics {
-			key := [3]string{s.Workload, k, s.Variant}
-			vals[key] = append(vals[key], v)
-			if byRound[key] == nil {
-				byRound[key] = map[int]float64{}
+			ck := cellKey{s.Workload, k, s.Variant, s.Round}
+			if n[ck] == 0 {
+				order = append(order, ck)
 			}
-			byRound[key][s.Round] = v
+			sum[ck] += v
+			n[ck]++
 		}
+	}
+	vals := map[[3]string][]float64{}
+	byRound := map[[3]string]map[int]float64{}
+	for _, ck := range order {
+		key := [3]string{ck.workload, ck.metric, ck.variant}
+		v := sum[ck] / float64(n[ck])
+		vals[key] = append(vals[key], v)
+		if byRound[key] == nil {
+			byRound[key] = map[int]float64{}
+		}
+		byRound[key][ck.round] = v
 	}
 	for _, w := range r.Config.Workloads {
 		for _, md := range benchMetrics[w] {

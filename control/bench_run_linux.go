@@ -118,29 +118,34 @@ func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(Benc
 	if runtime.GOMAXPROCS(0) < 4 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	}
-	cells := cfg.Rounds * len(cfg.Workloads) * len(variants)
+	nSlices := cfg.SliceCount()
+	sliceCfg := cfg
+	sliceCfg.Duration, sliceCfg.Warmup = cfg.Duration/time.Duration(nSlices), cfg.SliceWarmup()
+	cells := cfg.Rounds * len(cfg.Workloads) * len(variants) * nSlices
 	seq := 0
 	for r := range cfg.Rounds {
 		for _, w := range cfg.Workloads {
-			for _, v := range RoundOrder(variants, r) {
-				if err := ctx.Err(); err != nil {
-					res.Finished = time.Now().UTC()
-					res.Summarize()
-					return res, err
-				}
-				seq++
-				progress(BenchProgress{Round: r + 1, Rounds: cfg.Rounds, Cell: seq, Cells: cells, Variant: v, Workload: w})
-				s, err := measure(ctx, pairs[v], w, cfg, clientCPU, serverCPU)
-				if err != nil {
-					if ctx.Err() != nil {
+			for k := range nSlices {
+				for _, v := range RoundOrder(variants, r*nSlices+k) {
+					if err := ctx.Err(); err != nil {
 						res.Finished = time.Now().UTC()
 						res.Summarize()
-						return res, ctx.Err()
+						return res, err
 					}
-					return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, v, w, err)
+					seq++
+					progress(BenchProgress{Round: r + 1, Rounds: cfg.Rounds, Cell: seq, Cells: cells, Variant: v, Workload: w})
+					s, err := measure(ctx, pairs[v], w, sliceCfg, clientCPU, serverCPU)
+					if err != nil {
+						if ctx.Err() != nil {
+							res.Finished = time.Now().UTC()
+							res.Summarize()
+							return res, ctx.Err()
+						}
+						return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, v, w, err)
+					}
+					s.Round, s.Slice, s.Seq = r+1, k+1, seq
+					res.Samples = append(res.Samples, s)
 				}
-				s.Round, s.Seq = r+1, seq
-				res.Samples = append(res.Samples, s)
 			}
 		}
 	}

@@ -249,3 +249,52 @@ func TestFormatNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeSlices: a round's value is the mean of its slices, and the
+// paired ratio is the median of per-round ratios.
+func TestSummarizeSlices(t *testing.T) {
+	r := &BenchResult{Version: BenchResultVersion, Config: BenchConfig{Workloads: []string{WorkloadTCPCRR}}, Variants: []string{VariantOff, VariantFastpath}}
+	add := func(v string, round, slice int, rate float64) {
+		r.Samples = append(r.Samples, BenchSample{Round: round, Slice: slice, Variant: v, Workload: WorkloadTCPCRR,
+			Metrics: map[string]float64{"rate": rate, "cpu": 1, "resets": 0}})
+	}
+	// off: rounds 100 (90,110), 200 (200,200), 150 (140,160)
+	add(VariantOff, 1, 1, 90)
+	add(VariantOff, 1, 2, 110)
+	add(VariantOff, 2, 1, 200)
+	add(VariantOff, 2, 2, 200)
+	add(VariantOff, 3, 1, 140)
+	add(VariantOff, 3, 2, 160)
+	// fastpath: rounds 130, 220, 180 → per-round ratios 1.3, 1.1, 1.2
+	add(VariantFastpath, 1, 1, 120)
+	add(VariantFastpath, 1, 2, 140)
+	add(VariantFastpath, 2, 1, 220)
+	add(VariantFastpath, 2, 2, 220)
+	add(VariantFastpath, 3, 1, 170)
+	add(VariantFastpath, 3, 2, 190)
+	r.Summarize()
+	off, _ := r.Figure(WorkloadTCPCRR, "rate", VariantOff)
+	fp, _ := r.Figure(WorkloadTCPCRR, "rate", VariantFastpath)
+	if off.N != 3 || off.Median != 150 || off.Min != 100 || off.Max != 200 {
+		t.Fatalf("off = %+v, want n 3 median 150 min 100 max 200", off)
+	}
+	if fp.Median != 180 || *fp.VsOff != 1.2 {
+		t.Fatalf("fastpath median %v ×off %v, want 180 and 1.2", fp.Median, *fp.VsOff)
+	}
+	if fp.PairedVsOff == nil || math.Abs(*fp.PairedVsOff-1.2) > 1e-12 {
+		t.Fatalf("paired ×off = %v, want 1.2 (median of 1.3, 1.1, 1.2)", fp.PairedVsOff)
+	}
+}
+
+func TestSliceCount(t *testing.T) {
+	for _, tc := range []struct {
+		d      time.Duration
+		slices int
+		want   int
+	}{{3 * time.Second, 5, 5}, {400 * time.Millisecond, 5, 2}, {200 * time.Millisecond, 5, 1}, {time.Second, 1, 1}} {
+		c := BenchConfig{Duration: tc.d, Slices: tc.slices}
+		if got := c.SliceCount(); got != tc.want {
+			t.Errorf("SliceCount(%v, %d) = %d, want %d", tc.d, tc.slices, got, tc.want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ import (
 )
 
 // tinyBench is the smallest configuration that still measures every cell.
-var tinyBench = []string{"bench", "--rounds", "1", "--duration", "200ms", "--warmup", "50ms"}
+var tinyBench = []string{"bench", "--rounds", "1", "--duration", "400ms", "--slices", "2", "--warmup", "50ms"}
 
 // nswLinks returns the names of the host's links that start with nsw.
 func nswLinks(t *testing.T) map[string]bool {
@@ -84,7 +84,8 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 	if !slices.Equal(r.Variants, variants) {
 		t.Fatalf("variants run %v, want %v (notes %v)", r.Variants, variants, r.Notes)
 	}
-	if want := r.Config.Rounds * len(r.Config.Workloads) * len(variants); len(r.Samples) != want {
+	perCell := r.Config.SliceCount()
+	if want := r.Config.Rounds * len(r.Config.Workloads) * len(variants) * perCell; len(r.Samples) != want {
 		t.Errorf("%d samples, want %d", len(r.Samples), want)
 	}
 	seen := map[string]int{}
@@ -101,8 +102,8 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 	}
 	for _, v := range variants {
 		for _, w := range r.Config.Workloads {
-			if seen[v+"/"+w] != r.Config.Rounds {
-				t.Errorf("%s/%s measured %d times, want %d", v, w, seen[v+"/"+w], r.Config.Rounds)
+			if seen[v+"/"+w] != r.Config.Rounds*perCell {
+				t.Errorf("%s/%s measured %d times, want %d", v, w, seen[v+"/"+w], r.Config.Rounds*perCell)
 			}
 		}
 	}

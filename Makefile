@@ -16,8 +16,8 @@ help: ## list the targets
 deps: ## install and start what nswire and its tests need (apt packages, dockerd, bpffs, test image); idempotent
 	bash test/setup.sh
 
-build: ## build bin/nswire (no clang needed: the eBPF objects are committed)
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
+build: ## build bin/nswire, static (no clang needed: the eBPF objects are committed)
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
 
 test: deps ## set up, then run every test (unit, BPF, privileged, end-to-end)
 	CI=$${CI:-true} $(GO) test $(TESTFLAGS) ./...

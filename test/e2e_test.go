@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	}
 	nswireBin = filepath.Join(dir, "nswire")
 	build := exec.Command("go", "build", "-o", nswireBin, "../cmd/nswire")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build`: static, starts faster
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build nswire:", err)

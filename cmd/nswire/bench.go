@@ -230,8 +230,8 @@ func writeJSONFile(name string, v any) error {
 // printBench prints the header and the table of a result.
 func printBench(w io.Writer, r *control.BenchResult) {
 	e := r.Env
-	fmt.Fprintf(w, "nswire bench: %d round(s) × %s per cell (warm-up %s), variants interleaved; subjects: %s\n",
-		r.Config.Rounds, r.Config.Duration, r.Config.Warmup, e.Subjects)
+	fmt.Fprintf(w, "nswire bench: %d round(s) × %s per cell in %d interleaved slice(s) (warm-up %s each), variants rotated; subjects: %s\n",
+		r.Config.Rounds, r.Config.Duration, r.Config.SliceCount(), r.Config.SliceWarmup(), e.Subjects)
 	fmt.Fprintf(w, "kernel %s, %d CPUs (%s), %s\n", e.Kernel, e.CPUs, e.CPUModel, e.GoVersion)
 	fmt.Fprintf(w, "bridge %s, MTU %d, bridge netfilter: %s\n", e.Bridge, e.MTU, e.BridgeNetfilter)
 	fmt.Fprintf(w, "offloads: %s\n", e.Offloads)

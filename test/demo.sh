@@ -18,13 +18,19 @@ trap cleanup EXIT
 cleanup
 
 run docker run -d --network=none --name "$NAME" "$IMAGE"
-run docker exec "$NAME" ip -br addr
+run docker exec "$NAME" ip addr
 run "$NSWIRE" attach "$NAME" --dry-run
 run "$NSWIRE" -v attach "$NAME"
 run "$NSWIRE" ls
-IP=$("$NSWIRE" ls -o json | sed -n "/\"name\": \"$NAME\"/,/address/p" | sed -n 's/.*"address": "\([0-9.]*\)\/.*/\1/p')
-run docker exec "$NAME" ip -br addr
-run busybox wget -q -T 5 -O - "http://$IP/"
+run docker exec "$NAME" ip addr show dev eth0
+IP=$(docker exec "$NAME" ip addr show dev eth0 | sed -n 's/.*inet \([0-9.]*\)\/.*/\1/p')
+# busybox-static's wget crashes in its resolver; curl, or busybox nc.
+if command -v curl >/dev/null; then
+	run curl -sS --max-time 5 "http://$IP/"
+else
+	say "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 $IP 80"
+	printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 "$IP" 80
+fi
 if "$NSWIRE" help stats >/dev/null 2>&1; then
 	run "$NSWIRE" stats "$NAME"
 fi

@@ -123,10 +123,16 @@ func squatter(t *testing.T, bridge, hostName, cidr string) (netns.NsHandle, net.
 	// the kernel saw the bridge's carrier come on (up to a second after its
 	// first port, for a new bridge), what the host sends on the bridge is
 	// dropped.
+	// The same holds for both ends of the squatter's veth: until the link
+	// watcher activated their queues, the squatter's ARP reply is dropped.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		state, _ := os.ReadFile("/sys/class/net/" + hostName + "/brport/state")
 		oper, _ := os.ReadFile("/sys/class/net/" + bridge + "/operstate")
-		if strings.TrimSpace(string(state)) == "3" && strings.TrimSpace(string(oper)) == "up" {
+		hostOper, _ := os.ReadFile("/sys/class/net/" + hostName + "/operstate")
+		inner, err := h.LinkByName("eth0")
+		innerUp := err == nil && inner.Attrs().OperState == netlink.OperUp
+		if strings.TrimSpace(string(state)) == "3" && strings.TrimSpace(string(oper)) == "up" &&
+			strings.TrimSpace(string(hostOper)) == "up" && innerUp {
 			break
 		}
 		if time.Now().After(deadline) {

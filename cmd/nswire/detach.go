@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nswire/nswire/control"
 )
 
 func newDetachCmd(g *globalFlags) *cobra.Command {
@@ -16,21 +19,27 @@ or whose container has exited is not an error: detach exits 0.`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeAttached(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			for _, ref := range args {
-				res, err := m.Detach(cmd.Context(), ref)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), res.Message)
-			}
-			return nil
+			return forEachTarget(g, cmd, args, (*control.Manager).Detach)
 		},
 	}
+}
+
+// forEachTarget runs op on every target in order with one Manager, printing
+// each result's message; it stops at the first error.
+func forEachTarget(g *globalFlags, cmd *cobra.Command, refs []string, op func(*control.Manager, context.Context, string) (*control.DetachResult, error)) error {
+	m, err := g.manager(cmd)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for _, ref := range refs {
+		res, err := op(m, cmd.Context(), ref)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), res.Message)
+	}
+	return nil
 }
 
 // completeAttached completes the names of attached containers.

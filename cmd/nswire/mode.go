@@ -115,19 +115,7 @@ func newUnobserveCmd(g *globalFlags) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeAttached(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			for _, ref := range args {
-				res, err := m.Unobserve(cmd.Context(), ref)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), res.Message)
-			}
-			return nil
+			return forEachTarget(g, cmd, args, (*control.Manager).Unobserve)
 		},
 	}
 }

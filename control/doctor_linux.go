@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/bpf"
@@ -47,34 +46,6 @@ func (r *DoctorReport) add(name, status, detail, fix string) {
 	if status == CheckFail {
 		r.OK = false
 	}
-}
-
-// OpenForDoctor is NewManager without the capability check, so that doctor
-// can explain a missing privilege instead of stopping at it.
-func OpenForDoctor(cfg Config) (*Manager, error) {
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
-	}
-	if cfg.PinDir == "" {
-		cfg.PinDir = bpf.DefaultPinDir
-	}
-	hostNS, err := netns.GetFromPath("/proc/self/ns/net")
-	if err != nil {
-		return nil, fmt.Errorf("open host netns: %w", err)
-	}
-	ino, err := netops.Inode(hostNS)
-	if err != nil {
-		hostNS.Close()
-		return nil, err
-	}
-	h, err := netlink.NewHandle() // this thread's namespace, the host's: no setns, so no privilege needed
-	if err != nil {
-		hostNS.Close()
-		return nil, fmt.Errorf("open netlink: %w", err)
-	}
-	m := &Manager{cfg: cfg, store: Store{Dir: cfg.StateDir}, host: h, hostNS: hostNS, hostInode: ino}
-	m.dp = newDatapathOps(cfg.PinDir)
-	return m, nil
 }
 
 // DoctorHost checks the machine before anything is changed: privileges,

@@ -47,14 +47,22 @@ type Manager struct {
 // NewManager opens the host namespace's netlink handle. It checks the
 // capabilities nswire needs and names the missing ones.
 func NewManager(cfg Config) (*Manager, error) {
+	if err := CheckCapabilities(); err != nil {
+		return nil, err
+	}
+	return openManager(cfg)
+}
+
+// OpenForDoctor is NewManager without the capability check, so that doctor
+// can explain a missing privilege instead of stopping at it.
+func OpenForDoctor(cfg Config) (*Manager, error) { return openManager(cfg) }
+
+func openManager(cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir
 	}
 	if cfg.PinDir == "" {
 		cfg.PinDir = bpf.DefaultPinDir
-	}
-	if err := CheckCapabilities(); err != nil {
-		return nil, err
 	}
 	hostNS, err := netns.GetFromPath("/proc/self/ns/net")
 	if err != nil {
@@ -65,7 +73,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		hostNS.Close()
 		return nil, err
 	}
-	h, err := netlink.NewHandleAt(hostNS)
+	h, err := netlink.NewHandle() // this thread's namespace, the host's: no setns needed
 	if err != nil {
 		hostNS.Close()
 		return nil, fmt.Errorf("open netlink: %w", err)

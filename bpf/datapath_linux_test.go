@@ -969,7 +969,10 @@ func TestGCPrograms(t *testing.T) {
 	}
 	defer l.Close()
 
-	removed, err := GCPrograms(dir)
+	if would, err := GCPrograms(dir, true); err != nil || !slices.Equal(would, []string{filepath.Join(dir, "progs-000000000001")}) {
+		t.Fatalf("GCPrograms dry run: %v, %v; want only progs-000000000001", would, err)
+	}
+	removed, err := GCPrograms(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}

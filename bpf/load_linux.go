@@ -348,11 +348,12 @@ func (o *Objects) Unpin() error {
 // GCPrograms removes, under pinDir, the program pin directories of other
 // object versions that no tcx link in the kernel runs, and temporary
 // directories that loaders left behind more than a minute ago. It returns
-// the directories removed. Removing a pin never detaches anything (links
+// the directories removed (with dryRun, those it would remove, removing
+// nothing). Removing a pin never detaches anything (links
 // and tc filters hold their own reference); a directory still run by a link
 // is kept so that the nswire version that made it can adopt it unchanged.
 // Returns nil if pinDir does not exist.
-func GCPrograms(pinDir string) ([]string, error) {
+func GCPrograms(pinDir string, dryRun bool) ([]string, error) {
 	entries, err := os.ReadDir(pinDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -385,6 +386,10 @@ func GCPrograms(pinDir string) ([]string, error) {
 				continue
 			}
 		default:
+			continue
+		}
+		if dryRun {
+			removed = append(removed, path)
 			continue
 		}
 		if err := os.RemoveAll(path); err != nil {

@@ -338,6 +338,9 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 					keys = append(keys, k)
 				}
 			}
+			if err := it.Err(); err != nil {
+				rep.Items = append(rep.Items, GCItem{Kind: "map-entry", Name: m.cfg.PinDir, Reason: "cannot list the address entries", Error: err.Error()})
+			}
 			for _, k := range keys {
 				ip := net.IP(k.Addr[:4])
 				if k.Family != 4 {
@@ -351,6 +354,15 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 				})
 			}
 		}
+	}
+
+	// 6. Program pins of other nswire versions that no link runs any more.
+	dirs, err := bpf.GCPrograms(m.cfg.PinDir, dryRun)
+	for _, d := range dirs {
+		rep.Items = append(rep.Items, GCItem{Kind: "programs", Name: d, Reason: "programs of another nswire version that no link runs", Removed: !dryRun})
+	}
+	if err != nil {
+		rep.Items = append(rep.Items, GCItem{Kind: "programs", Name: m.cfg.PinDir, Reason: "cannot collect old program pins", Error: err.Error()})
 	}
 	return rep, nil
 }

@@ -1,8 +1,6 @@
 package control
 
 import (
-	"context"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -35,25 +33,19 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	stats, err := c.m.Stats(context.Background(), nil)
+	recs, _, err := c.m.store.List()
+	var stats []EndpointStats
+	if err == nil {
+		stats, err = c.m.statsOf(recs)
+	}
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	recs := map[string]*Record{}
-	if all, _, err := c.m.store.List(); err == nil {
-		for _, r := range all {
-			recs[r.ID] = r
-		}
-	}
-	for _, s := range stats {
+	for i, s := range stats { // stats[i] is recs[i]'s
 		l := []string{s.Name, s.ID, s.HostIf}
-		bridge := ""
-		if r := recs[s.ID]; r != nil {
-			bridge = r.Bridge
-		}
-		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, bridge)...)
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, recs[i].Bridge)...)
 		if !s.Counted {
 			continue
 		}

@@ -14,6 +14,11 @@ func (m *Manager) Stats(ctx context.Context, refs []string) ([]EndpointStats, er
 	if err != nil {
 		return nil, err
 	}
+	return m.statsOf(recs)
+}
+
+// statsOf reads the counters of recs in one batch.
+func (m *Manager) statsOf(recs []*Record) ([]EndpointStats, error) {
 	counted := false
 	for _, r := range recs {
 		if r.Mode != ModeOff {

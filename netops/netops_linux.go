@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -173,15 +172,6 @@ func SetDown(h *netlink.Handle, link netlink.Link) error {
 // IsUp reports whether link is administratively up.
 func IsUp(link netlink.Link) bool {
 	return link.Attrs().Flags&net.FlagUp != 0
-}
-
-// MoveToNetns moves link into the namespace ns. The link's index may change
-// in its new namespace: look it up again there.
-func MoveToNetns(h *netlink.Handle, link netlink.Link, ns netns.NsHandle) error {
-	if err := h.LinkSetNsFd(link, int(ns)); err != nil {
-		return fmt.Errorf("move %s to netns: %w", link.Attrs().Name, err)
-	}
-	return nil
 }
 
 // Rename renames a (down) link to name. Returns the link looked up again.
@@ -350,6 +340,3 @@ func OpenNetnsPath(path string) (netns.NsHandle, error) {
 	}
 	return netns.NsHandle(fd), nil
 }
-
-// IsExist reports whether err is EEXIST.
-func IsExist(err error) bool { return errors.Is(err, syscall.EEXIST) }

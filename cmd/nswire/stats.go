@@ -115,7 +115,7 @@ func runStats(ctx context.Context, w io.Writer, m *control.Manager, refs []strin
 		cur = next
 		if o.format == "json" {
 			// One JSON document per line per interval (NDJSON).
-			if err := writeJSONLine(w, cur); err != nil {
+			if err := writeJSONCompact(w, cur); err != nil {
 				return err
 			}
 			continue
@@ -212,10 +212,6 @@ func humanRate(r *control.Rate) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func writeJSONLine(w io.Writer, v any) error {
-	return writeJSONCompact(w, v)
 }
 
 // writePrometheus prints one scrape of the collector in the Prometheus text

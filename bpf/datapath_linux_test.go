@@ -19,20 +19,9 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-)
 
-// requirePrivileged skips the test when not root, unless CI is set, in which
-// case a missing privilege is a failure.
-func requirePrivileged(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("test needs root (CI is set, so this is a failure, not a skip)")
-	}
-	t.Skip("test needs root")
-}
+	"github.com/nswire/nswire/test/testenv"
+)
 
 // testPinDir returns a fresh pin directory on bpffs, removed at cleanup.
 func testPinDir(t testing.TB) string {
@@ -51,7 +40,7 @@ func testPinDir(t testing.TB) string {
 
 func loadTest(t testing.TB) *Objects {
 	t.Helper()
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	o, err := Load(testPinDir(t))
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +507,7 @@ func countEntries(t testing.TB, m *ebpf.Map) int {
 
 // TestAdoptPinnedMaps: a second Load shares the maps of the first.
 func TestAdoptPinnedMaps(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	o1, err := Load(dir)
 	if err != nil {
@@ -539,7 +528,7 @@ func TestAdoptPinnedMaps(t *testing.T) {
 
 // TestIncompatiblePin: a map pinned with another spec is a clear error.
 func TestIncompatiblePin(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "endpoints", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 16})
 	if err != nil {
@@ -667,7 +656,7 @@ func toContainer(o *Objects) *ebpf.Program   { return o.ToContainer }
 // BenchmarkEmptyProgram: a tc program that only returns TC_ACT_UNSPEC, on
 // the same frame: the cost of the test-run loop, to subtract.
 func BenchmarkEmptyProgram(b *testing.B) {
-	requirePrivileged(b)
+	testenv.RequireRoot(b)
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:         ebpf.SchedCLS,
 		License:      "MIT",
@@ -751,7 +740,7 @@ func progIDs(t testing.TB, o *Objects) [2]ebpf.ProgramID {
 // TestAdoptPinnedPrograms: Load pins the programs under a directory named
 // by the object hash and a second Load adopts them instead of loading anew.
 func TestAdoptPinnedPrograms(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	o1, err := Load(dir)
 	if err != nil {
@@ -783,7 +772,7 @@ func TestAdoptPinnedPrograms(t *testing.T) {
 // TestReloadWhenMapsRecreated: pinned programs that use other maps than the
 // pinned ones (maps unpinned and recreated) are replaced, not adopted.
 func TestReloadWhenMapsRecreated(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	o1, err := Load(dir)
 	if err != nil {
@@ -817,7 +806,7 @@ func TestReloadWhenMapsRecreated(t *testing.T) {
 // TestReplaceForeignPin: something else pinned where a program belongs is
 // replaced.
 func TestReplaceForeignPin(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	pd := ProgPinDir(dir)
 	if err := os.Mkdir(pd, 0o700); err != nil {
@@ -844,7 +833,7 @@ func TestReplaceForeignPin(t *testing.T) {
 // TestConcurrentLoad: loaders racing on an empty pin dir all end up with
 // the same pinned programs and leave no temporary directory.
 func TestConcurrentLoad(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	const n = 6
 	objs := make([]*Objects, n)
@@ -884,7 +873,7 @@ func TestConcurrentLoad(t *testing.T) {
 }
 
 func TestOpenMaps(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	_, err := OpenMaps(dir)
 	if !errors.Is(err, ErrNotPinned) || !errors.Is(err, os.ErrNotExist) {
@@ -916,7 +905,7 @@ func TestOpenMaps(t *testing.T) {
 // TestGCPrograms: program pins of another object version go unless a tcx
 // link runs them; this version's pins stay.
 func TestGCPrograms(t *testing.T) {
-	requirePrivileged(t)
+	testenv.RequireRoot(t)
 	dir := testPinDir(t)
 	o, err := Load(dir)
 	if err != nil {

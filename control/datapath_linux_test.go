@@ -22,19 +22,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/bpf"
+	"github.com/nswire/nswire/test/testenv"
 )
-
-// requireRoot skips without root, unless CI is set: then it fails.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("test needs root (CI is set, so this is a failure, not a skip)")
-	}
-	t.Skip("test needs root")
-}
 
 // newNetNS makes an anonymous network namespace, destroyed (with every
 // device in it) when the test ends.
@@ -286,7 +275,7 @@ func mapEntries(t testing.TB, m *ebpf.Map) int {
 }
 
 func TestDatapathAttachCountsExactly(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	for _, am := range []AttachMode{AttachTCX, AttachTC, AttachAuto} {
 		t.Run(string(am), func(t *testing.T) {
 			p := newPairNet(t)
@@ -387,7 +376,7 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 }
 
 func TestDatapathSwitchAttachMode(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	p := newPairNet(t)
 	d, err := OpenDatapath(testPinDir(t))
 	must(t, err)
@@ -423,7 +412,7 @@ func TestDatapathSwitchAttachMode(t *testing.T) {
 }
 
 func TestDatapathAttachWrongDevice(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	p := newPairNet(t)
 	d, err := OpenDatapath(testPinDir(t))
 	must(t, err)
@@ -443,7 +432,7 @@ func TestDatapathAttachWrongDevice(t *testing.T) {
 }
 
 func TestTCXSupported(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	ok, err := TCXSupported()
 	must(t, err)
 	t.Logf("tcx supported: %v", ok)
@@ -459,7 +448,7 @@ func TestTCXSupported(t *testing.T) {
 // switching the receiver to observe the same traffic takes the bridge and is
 // still counted exactly.
 func TestDatapathFastpathRedirect(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	host, c1, c2 := newNetNS(t), newNetNS(t), newNetNS(t)
 	for _, ns := range []netns.NsHandle{host, c1, c2} {
 		disableIPv6(t, ns)
@@ -576,7 +565,7 @@ func TestDatapathFastpathRedirect(t *testing.T) {
 }
 
 func TestOpenDatapathMaps(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	pinDir := testPinDir(t)
 	_, err := OpenDatapathMaps(pinDir)
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "no datapath pinned at "+pinDir+": nothing is attached") {
@@ -642,7 +631,7 @@ func TestOpenDatapathChild(t *testing.T) {
 // are logged, not asserted (they are benchmarks on a shared machine): about
 // 0.4 ms to adopt and under 2 ms to read 500 endpoints here.
 func TestOpenDatapathFreshProcess(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if os.Getenv(childPinDirEnv) != "" {
 		t.Skip("child")
 	}

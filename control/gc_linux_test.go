@@ -12,13 +12,14 @@ import (
 	"testing"
 
 	"github.com/nswire/nswire/netops"
+	"github.com/nswire/nswire/test/testenv"
 )
 
 // TestTargetDiesDuringAttach: the target's process dies after each of the
 // steps before the record in turn (its namespace still held open by the
 // attach); the attach fails with a clear error and leaves nothing behind.
 func TestTargetDiesDuringAttach(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	pinDir := filepath.Join("/sys/fs/bpf", "nswire-test-dies-"+filepath.Base(t.TempDir()))
 	t.Cleanup(func() { os.RemoveAll(pinDir) })
 	stateDir := t.TempDir()
@@ -70,7 +71,7 @@ func TestTargetDiesDuringAttach(t *testing.T) {
 // TestStalenessUsesNamespaceIdentity: a record is live only while its
 // namespace path leads to the recorded inode.
 func TestStalenessUsesNamespaceIdentity(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	m, err := NewManager(Config{StateDir: t.TempDir(), PinDir: "/sys/fs/bpf/nswire-test-unused"})
 	if err != nil {
 		t.Fatal(err)

@@ -25,9 +25,9 @@ const recordVersion = 1
 // record on disk always describes a complete attach.
 type Record struct {
 	Version     int       `json:"version"`
-	ID          string    `json:"id"`             // Docker container ID, or "pid:N" / "netns:INODE"
+	ID          string    `json:"id"`             // Docker container ID, or "pid:N" / "netns:INODE" / "cni:CONTAINERID/IFNAME"
 	Name        string    `json:"name,omitempty"` // container name, without the leading '/'
-	Kind        string    `json:"kind"`           // "docker", "pid" or "netns"
+	Kind        string    `json:"kind"`           // "docker", "pid", "netns" or "cni"
 	PID         int       `json:"pid,omitempty"`
 	NetnsPath   string    `json:"netnsPath,omitempty"`
 	NetnsInode  uint64    `json:"netnsInode"`
@@ -43,6 +43,7 @@ type Record struct {
 	AttachMode  string    `json:"attachMode,omitempty"` // tcx or tc, when a program is attached
 	Slot        uint32    `json:"slot"`
 	Observed    bool      `json:"observed,omitempty"` // counters only, wiring not ours
+	CNI         *CNIInfo  `json:"cni,omitempty"`      // for Kind "cni": who asked, see cni_record.go
 	Created     time.Time `json:"created"`
 }
 
@@ -70,9 +71,9 @@ func (r *Record) Validate() error {
 		return errors.New("record has no id")
 	}
 	switch r.Kind {
-	case "docker", "pid", "netns":
+	case "docker", "pid", "netns", "cni":
 	default:
-		return fmt.Errorf("record kind %q is not docker, pid or netns", r.Kind)
+		return fmt.Errorf("record kind %q is not docker, pid, netns or cni", r.Kind)
 	}
 	if !netops.IsHostVethName(r.HostIf) && !r.Observed {
 		return fmt.Errorf("record host interface %q is not an nswire veth name", r.HostIf)

@@ -14,8 +14,9 @@ import (
 // it whose traffic to count.
 type ObserveRequest struct {
 	Target     TargetSpec
-	IfName     string // default eth0
-	AttachMode string // auto, tcx, tc
+	IfName     string   // default eth0
+	AttachMode string   // auto, tcx, tc
+	CNI        *CNIInfo // a CNI attachment (chained plugin): record ID, name and kind from it
 }
 
 // Observe attaches only the counters to the host-side peer of the target's
@@ -49,6 +50,7 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 		return nil, false, err
 	}
 	defer t.Close()
+	req.CNI.identify(t)
 	if existing, err := m.store.Get(t.ID); err != nil {
 		return nil, false, err
 	} else if existing != nil {
@@ -86,7 +88,7 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
 		NetnsPath: t.NetnsPath, NetnsInode: t.Inode, HostIf: host.Attrs().Name, HostIfindex: peerIdx,
 		IfName: req.IfName, MAC: inner.Attrs().HardwareAddr.String(), MTU: inner.Attrs().MTU,
-		Mode: ModeObserve, AttachMode: req.AttachMode, Observed: true, Created: time.Now().UTC(),
+		Mode: ModeObserve, AttachMode: req.AttachMode, Observed: true, Created: time.Now().UTC(), CNI: req.CNI,
 	}
 	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
 		rec.Address = addrs[0].IPNet.String()

@@ -16,14 +16,15 @@ help: ## list the targets
 deps: ## install and start what nswire and its tests need (apt packages, dockerd, bpffs, test image); idempotent
 	bash test/setup.sh
 
-build: ## build bin/nswire, static (no clang needed: the eBPF objects are committed)
+build: ## build bin/nswire and the CNI plugin bin/nswire-cni, static (no clang needed: the eBPF objects are committed)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o bin/nswire-cni ./cmd/nswire-cni
 
 test: deps ## set up, then run every test (unit, BPF, privileged, end-to-end)
 	CI=$${CI:-true} $(GO) test $(TESTFLAGS) ./...
 
 unit: ## run the tests that need no root and no kernel state
-	$(GO) test -count=1 ./netops ./control ./cmd/...
+	$(GO) test -count=1 ./netops ./control ./control/cni ./cmd/...
 
 demo: deps build ## wire a tiny httpd container into docker0, show it, fetch its page, clean up
 	bash test/demo.sh $(BIN)

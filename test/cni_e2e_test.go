@@ -87,11 +87,21 @@ func parseResult(t *testing.T, out string) *current.Result {
 	return &r
 }
 
+// cniRecords lists nswire's records in the network's state dir.
+func cniRecords(t testing.TB, n *testenv.CNINet) []*control.Record {
+	t.Helper()
+	recs, bad, err := control.Store{Dir: n.StateDir}.List()
+	if err != nil || len(bad) > 0 {
+		t.Fatalf("list records: %v (corrupt: %v)", err, bad)
+	}
+	return recs
+}
+
 // nothingLeft checks that the network holds no record, lease, veth, link pin
 // or eth0 in the namespaces given.
 func nothingLeft(t *testing.T, n *testenv.CNINet, nss ...netns.NsHandle) {
 	t.Helper()
-	if r := n.Records(t); len(r) != 0 {
+	if r := cniRecords(t, n); len(r) != 0 {
 		t.Errorf("records left: %v", r[0].ID)
 	}
 	if l := n.Leases(t); len(l) != 0 {
@@ -183,7 +193,7 @@ func TestCNIStandalone(t *testing.T) {
 	if br == nil || strings.Join(nets, ",") != n.Gateway+"/24" {
 		t.Errorf("bridge %s has %v, want %s/24", n.Bridge, nets, n.Gateway)
 	}
-	recs := n.Records(t)
+	recs := cniRecords(t, n)
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -297,7 +307,7 @@ func TestCNIDelWithoutNetns(t *testing.T) {
 	if _, err := c.AddNetworkList(context.Background(), list, rt); err != nil {
 		t.Fatal(err)
 	}
-	if len(n.Records(t)) != 1 || len(n.Leases(t)) != 1 {
+	if len(cniRecords(t, n)) != 1 || len(n.Leases(t)) != 1 {
 		t.Fatal("ADD left no record or lease")
 	}
 	rt.NetNS = ""
@@ -318,7 +328,7 @@ func TestCNIDelAfterNetnsGone(t *testing.T) {
 	if _, err := n.Cnitool(nil, "add", n.Name, path); err != nil {
 		t.Fatal(err)
 	}
-	hostIf := n.Records(t)[0].HostIf
+	hostIf := cniRecords(t, n)[0].HostIf
 	ns.Close()
 	if err := netns.DeleteNamed(filepath.Base(path)); err != nil {
 		t.Fatal(err)
@@ -411,8 +421,8 @@ func TestCNIParallelAdd(t *testing.T) {
 			t.Errorf("netns %d has %v, result says %s", i, got, a)
 		}
 	}
-	if len(n.Records(t)) != N || len(n.Leases(t)) != N || len(n.HostVeths(t)) != N {
-		t.Errorf("%d records, %d leases, %d veths; want %d each", len(n.Records(t)), len(n.Leases(t)), len(n.HostVeths(t)), N)
+	if len(cniRecords(t, n)) != N || len(n.Leases(t)) != N || len(n.HostVeths(t)) != N {
+		t.Errorf("%d records, %d leases, %d veths; want %d each", len(cniRecords(t, n)), len(n.Leases(t)), len(n.HostVeths(t)), N)
 	}
 	for i := range paths {
 		wg.Add(1)
@@ -444,7 +454,7 @@ func TestCNIGC(t *testing.T) {
 		}
 		rts = append(rts, rt)
 	}
-	keep := n.Records(t)
+	keep := cniRecords(t, n)
 	var kept *control.Record
 	for _, r := range keep {
 		if r.ID == control.CNIRecordID("gc-1", "eth0") {
@@ -458,7 +468,7 @@ func TestCNIGC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GC: %v", err)
 	}
-	recs := n.Records(t)
+	recs := cniRecords(t, n)
 	if len(recs) != 1 || recs[0].ID != kept.ID {
 		t.Errorf("after GC: %d records", len(recs))
 	}
@@ -553,7 +563,7 @@ func TestCNIChainedObserve(t *testing.T) {
 	if hostIf == "" || len(res.IPs) != 1 {
 		t.Fatalf("bridge plugin result %s", out)
 	}
-	recs := n.Records(t)
+	recs := cniRecords(t, n)
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -572,7 +582,7 @@ func TestCNIChainedObserve(t *testing.T) {
 	if out, err := n.ExecPlugin("nswire", []string{"CNI_COMMAND=DEL", "CNI_CONTAINERID=" + cnitoolContainerID(path), "CNI_IFNAME=eth0"}, conf); err != nil {
 		t.Fatalf("nswire DEL: %v %s", err, out)
 	}
-	if len(n.Records(t)) != 0 || len(n.LinkPins(t)) != 0 {
+	if len(cniRecords(t, n)) != 0 || len(n.LinkPins(t)) != 0 {
 		t.Errorf("nswire DEL left its record or pins")
 	}
 	if _, err := netlink.LinkByName(hostIf); err != nil {

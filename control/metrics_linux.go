@@ -15,7 +15,7 @@ func NewCollector(m *Manager) *Collector { return &Collector{m: m} }
 
 var (
 	labels        = []string{"container", "id", "host_if"}
-	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "An attached target: its address and datapath mode.", append(labels, "address", "mode", "bridge"), nil)
+	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "An attached target: its address and datapath mode.", append(labels, "address", "mode", "bridge", "cni_container_id", "pod_namespace", "pod_name"), nil)
 	descPackets   = prometheus.NewDesc("nswire_packets_total", "Packets counted by the eBPF datapath, by direction (rx: to the container, tx: from it) and protocol.", append(labels, "direction", "proto"), nil)
 	descBytes     = prometheus.NewDesc("nswire_bytes_total", "Bytes counted by the eBPF datapath (Ethernet header included, as interface counters count), by direction and protocol.", append(labels, "direction", "proto"), nil)
 	descDrops     = prometheus.NewDesc("nswire_drops_total", "Packets from the container dropped by the spoof guard, by reason.", append(labels, "reason"), nil)
@@ -45,7 +45,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	for i, s := range stats { // stats[i] is recs[i]'s
 		l := []string{s.Name, s.ID, s.HostIf}
-		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, recs[i].Bridge)...)
+		var cid, podNS, pod string
+		if c := recs[i].CNI; c != nil {
+			cid, podNS, pod = c.ContainerID, c.PodNamespace, c.PodName
+		}
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, recs[i].Bridge, cid, podNS, pod)...)
 		if !s.Counted {
 			continue
 		}

@@ -248,3 +248,31 @@ func (n *CNINet) LinkPins(t testing.TB) []string {
 	}
 	return out
 }
+
+// BusyboxRootfs makes a minimal root filesystem under dir (/bin/busybox
+// from busybox-static with sh, sleep, ip, ping, cat links, and the mount
+// points a runtime needs) and a tar of it, and returns both paths.
+func BusyboxRootfs(t testing.TB, dir string) (rootfs, tarball string) {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		Unavailable(t, "busybox not found (package busybox-static)")
+	}
+	rootfs = filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, bb, filepath.Join(rootfs, "bin", "busybox"))
+	for _, a := range []string{"sh", "sleep", "ip", "ping", "cat"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tarball = filepath.Join(dir, "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar rootfs: %v: %s", err, out)
+	}
+	return rootfs, tarball
+}

@@ -62,7 +62,7 @@ func cniTest(t *testing.T, extra map[string]any) *testenv.CNINet {
 
 // newCNINetns makes a named netns for cnitool (which takes a path) and
 // returns its path.
-func newCNINetns(t *testing.T) (string, netns.NsHandle) {
+func newCNINetns(t testing.TB) (string, netns.NsHandle) {
 	t.Helper()
 	name := "nswcni-" + strings.ToLower(testenv.ContainerName("n"))
 	if len(name) > 40 {

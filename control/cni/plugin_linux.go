@@ -27,9 +27,16 @@ func Funcs() skel.CNIFuncs {
 // plan's steps) succeeded, as control.Config.FailAfterStep.
 const FailAfterStepEnv = "NSWIRE_FAIL_AFTER_STEP"
 
+// VerboseEnv, set to 1, makes the plugin print each step with its duration
+// on stderr (runtimes pass a plugin's stderr on to their own, or log it).
+const VerboseEnv = "NSWIRE_CNI_VERBOSE"
+
 func openManager(c *NetConf) (*control.Manager, error) {
 	cfg := control.Config{StateDir: c.StateDir, PinDir: c.PinDir}
 	fmt.Sscan(os.Getenv(FailAfterStepEnv), &cfg.FailAfterStep)
+	if os.Getenv(VerboseEnv) == "1" {
+		cfg.Verbose = os.Stderr
+	}
 	m, err := control.NewManager(cfg)
 	if err != nil {
 		return nil, types.NewError(types.ErrPluginNotAvailable, "nswire cannot run", err.Error())

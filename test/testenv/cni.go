@@ -68,7 +68,7 @@ func randHex(n int) string {
 }
 
 // NewCNINet prepares a CNINet around the plugin binary at plugin.
-func NewCNINet(t *testing.T, plugin string) *CNINet {
+func NewCNINet(t testing.TB, plugin string) *CNINet {
 	t.Helper()
 	RequireRoot(t)
 	tools := CNITools(t)
@@ -107,7 +107,7 @@ func copyFile(t testing.TB, from, to string) {
 	}
 }
 
-func (n *CNINet) cleanup(t *testing.T) {
+func (n *CNINet) cleanup(t testing.TB) {
 	// Whatever a failing test left: nswire's veths of this state dir (their
 	// peers go with them), the bridge, the pin dir (and with it the pinned
 	// links and maps).

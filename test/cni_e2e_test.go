@@ -21,6 +21,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -224,6 +225,30 @@ func TestCNIStandalone(t *testing.T) {
 	}
 	if tx, rx := stats[0].TXByProto["ipv4/icmp"], stats[0].RXByProto["ipv4/icmp"]; tx.Packets != 2 || rx.Packets != 2 || stats[0].Name != "team-a/web-1" {
 		t.Errorf("stats of %s: icmp tx %d rx %d packets, want 2 and 2", stats[0].Name, tx.Packets, rx.Packets)
+	}
+
+	// /metrics labels the endpoint with the container ID and the pod.
+	m, err := control.NewManager(control.Config{StateDir: n.StateDir, PinDir: n.PinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(control.NewCollector(m))
+	mfs, err := reg.Gather()
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{}
+	for _, mf := range mfs {
+		if mf.GetName() == "nswire_endpoint_info" && len(mf.Metric) == 1 {
+			for _, lp := range mf.Metric[0].Label {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+		}
+	}
+	if labels["cni_container_id"] != cnitoolContainerID(path) || labels["pod_namespace"] != "team-a" || labels["pod_name"] != "web-1" || labels["container"] != "team-a/web-1" {
+		t.Errorf("nswire_endpoint_info labels %v", labels)
 	}
 
 	if _, err := n.Cnitool(nil, "check", n.Name, path); err != nil {

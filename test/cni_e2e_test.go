@@ -36,9 +36,13 @@ var (
 )
 
 // cniPlugin builds cmd/nswire-cni once, next to the nswire binary TestMain
-// built (and removes).
+// built (and removes); $NSWIRE_CNI_PLUGIN names a prebuilt one instead
+// (e.g. to benchmark another build).
 func cniPlugin(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("NSWIRE_CNI_PLUGIN"); p != "" {
+		return p
+	}
 	cniPluginOnce.Do(func() {
 		cniPluginBin = filepath.Join(filepath.Dir(nswireBin), "nswire-cni")
 		build := exec.Command("go", "build", "-o", cniPluginBin, "../cmd/nswire-cni")

@@ -171,7 +171,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 		},
 		{
 			name: "bridge",
-			cmd:  fmt.Sprintf("ip link add %s type bridge; ip link set %s up; ip addr add GATEWAY dev %s", req.Bridge, req.Bridge, req.Bridge),
+			cmd:  fmt.Sprintf("ip link add %s type bridge; ip link set %s up; ip addr add GATEWAY dev %s; sysctl -w net.ipv4.ip_forward=1", req.Bridge, req.Bridge, req.Bridge),
 			do: func() error {
 				b, created, err := netops.EnsureBridge(m.host, req.Bridge, bridgeMTU)
 				if err != nil {
@@ -193,6 +193,16 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 					}
 					if added {
 						gwAdded = gwNet
+					}
+					// A gateway forwards (as the reference bridge plugin
+					// does for isGateway); never turned off again.
+					if err := netops.EnableIPv4Forwarding(); err != nil {
+						if brCreated {
+							netops.DeleteLink(m.host, req.Bridge)
+						} else if gwAdded != nil {
+							netops.DelAddr(m.host, br, gwAdded)
+						}
+						return err
 					}
 				}
 				return nil

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -112,4 +114,24 @@ func DelRoute(h *netlink.Handle, link netlink.Link, dst *net.IPNet, gw net.IP) e
 //	ip route show dev LINK
 func Routes(h *netlink.Handle, link netlink.Link, family int) ([]netlink.Route, error) {
 	return retryDump(func() ([]netlink.Route, error) { return h.RouteList(link, family) })
+}
+
+// EnableIPv4Forwarding turns on IPv4 forwarding in the calling thread's
+// network namespace (the host's, for nswire) if it is off; it never turns it
+// off.
+//
+//	sysctl -w net.ipv4.ip_forward=1
+func EnableIPv4Forwarding() error {
+	const p = "/proc/sys/net/ipv4/ip_forward"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	}
+	return nil
 }

@@ -100,17 +100,20 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	if req.Allocate == nil || req.Release == nil {
 		return nil, errors.New("attach: no IPAM")
 	}
+	phase := time.Now()
 	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
+	m.logPhase("lock", &phase)
 	t, err := m.resolve(ctx, TargetSpec{NetnsPath: req.NetnsPath}, true)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
 	req.CNI.identify(t)
+	m.logPhase("resolve", &phase)
 
 	if tomb, err := m.store.getTombstone(t.ID); err != nil {
 		return nil, err
@@ -223,6 +226,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	if inject > cniFixedSteps {
 		m.cfg.FailAfterStep = 0
 	}
+	m.logPhase("existing", &phase)
 	if err := m.run(fixedSteps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.ID, err)
 	}
@@ -243,6 +247,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	if err := m.clearLeftover(rec); err != nil {
 		return nil, undoFixed(err)
 	}
+	m.logPhase("plan", &phase)
 	steps, release := m.attachSteps(t, rec, func() error { return nil })
 	defer release()
 	if len(extra) > 0 {
@@ -251,6 +256,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	if err := m.run(steps); err != nil {
 		return nil, undoFixed(err)
 	}
+	m.logPhase("attach", &phase)
 	routes := append([]CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.ParseIP(rec.Gateway).To4()}}, extra...)
 	return m.cniResult(rec, false, routes)
 }

@@ -41,20 +41,20 @@ func newMetricsCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withManager(cmd, func(m *control.Manager) error {
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(metrics.NewCollector(m))
-			mux := http.NewServeMux()
-			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-			go func() {
-				<-cmd.Context().Done()
-				srv.Close()
-			}()
-			fmt.Fprintf(cmd.ErrOrStderr(), "serving metrics on http://%s/metrics (Ctrl-C to stop)\n", listen)
-			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-				return fmt.Errorf("serve metrics on %s: %w", listen, err)
-			}
-			return nil
+				reg := prometheus.NewRegistry()
+				reg.MustRegister(metrics.NewCollector(m))
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go func() {
+					<-cmd.Context().Done()
+					srv.Close()
+				}()
+				fmt.Fprintf(cmd.ErrOrStderr(), "serving metrics on http://%s/metrics (Ctrl-C to stop)\n", listen)
+				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+					return fmt.Errorf("serve metrics on %s: %w", listen, err)
+				}
+				return nil
 			})
 		},
 	}

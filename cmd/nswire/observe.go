@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/spf13/cobra"
 
@@ -36,19 +37,19 @@ counters again.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withManager(cmd, func(m *control.Manager) error {
-			rec, already, err := m.Observe(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if out.format == "json" {
-				return writeJSON(cmd.OutOrStdout(), rec)
-			}
-			verb := "observing"
-			if already {
-				verb = "already observing"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s (%s) via host %s (ifindex %d), attached with %s\n", verb, rec.DisplayName(), rec.IfName, addrOrNone(rec.Address), rec.HostIf, rec.HostIfindex, rec.Hook)
-			return nil
+				rec, already, err := m.Observe(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if out.format == "json" {
+					return writeJSON(cmd.OutOrStdout(), rec)
+				}
+				verb := "observing"
+				if already {
+					verb = "already observing"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s (%s) via host %s (ifindex %d), attached with %s\n", verb, rec.DisplayName(), rec.IfName, addrOrNone(rec.Address), rec.HostIf, rec.HostIfindex, rec.Hook)
+				return nil
 			})
 		},
 	}
@@ -59,7 +60,6 @@ counters again.`,
 	out.register(cmd)
 	return cmd
 }
-
 
 // addrOrNone is an address in CIDR form, or "no address".
 func addrOrNone(p netip.Prefix) string {

@@ -1,121 +1,14 @@
-package control
+package state
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/nswire/nswire/netops"
 )
-
-// DefaultStateDir holds one JSON record per attached container.
-const DefaultStateDir = "/run/nswire"
-
-// recordVersion is the version of the record format written by this build.
-const recordVersion = 1
-
-// Record is what nswire remembers of one attached container. It is written
-// atomically (temp file + rename) after the attach has fully succeeded, so a
-// record on disk always describes a complete attach.
-type Record struct {
-	Version     int       `json:"version"`
-	ID          string    `json:"id"`             // Docker container ID, or "pid:N" / "netns:INODE"
-	Name        string    `json:"name,omitempty"` // container name, without the leading '/'
-	Kind        string    `json:"kind"`           // "docker", "pid" or "netns"
-	PID         int       `json:"pid,omitempty"`
-	NetnsPath   string    `json:"netnsPath,omitempty"`
-	NetnsInode  uint64    `json:"netnsInode"`
-	HostIf      string    `json:"hostIf"`
-	HostIfindex int       `json:"hostIfindex"`
-	IfName      string    `json:"ifName"`
-	Address     string    `json:"address"` // CIDR
-	Gateway     string    `json:"gateway"`
-	MAC         string    `json:"mac"`
-	MTU         int       `json:"mtu"`
-	Bridge      string    `json:"bridge"`
-	Mode        string    `json:"mode"`                 // off, observe, fastpath
-	AttachMode  string    `json:"attachMode,omitempty"` // tcx or tc, when a program is attached
-	Slot        uint32    `json:"slot"`
-	Observed    bool      `json:"observed,omitempty"` // counters only, wiring not ours
-	Created     time.Time `json:"created"`
-}
-
-// IP returns the record's address without its prefix.
-func (r *Record) IP() net.IP {
-	ip, _, _ := net.ParseCIDR(r.Address)
-	return ip
-}
-
-// DisplayName is the container name when there is one, else the ID.
-func (r *Record) DisplayName() string {
-	if r.Name != "" {
-		return r.Name
-	}
-	return r.ID
-}
-
-// Validate checks a decoded record, so that a corrupted or truncated file is
-// reported rather than trusted.
-func (r *Record) Validate() error {
-	if r.Version != recordVersion {
-		return fmt.Errorf("record version %d, this nswire reads version %d", r.Version, recordVersion)
-	}
-	if r.ID == "" {
-		return errors.New("record has no id")
-	}
-	switch r.Kind {
-	case "docker", "pid", "netns":
-	default:
-		return fmt.Errorf("record kind %q is not docker, pid or netns", r.Kind)
-	}
-	if !netops.IsHostVethName(r.HostIf) && !r.Observed {
-		return fmt.Errorf("record host interface %q is not an nswire veth name", r.HostIf)
-	}
-	if r.HostIfindex <= 0 {
-		return fmt.Errorf("record host ifindex %d is not positive", r.HostIfindex)
-	}
-	if !r.Observed {
-		if err := netops.ValidateIfName(r.IfName); err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-		if _, _, err := net.ParseCIDR(r.Address); err != nil {
-			return fmt.Errorf("record address: %w", err)
-		}
-		if net.ParseIP(r.Gateway) == nil {
-			return fmt.Errorf("record gateway %q is not an IP address", r.Gateway)
-		}
-		if _, err := net.ParseMAC(r.MAC); err != nil {
-			return fmt.Errorf("record mac: %w", err)
-		}
-	}
-	if err := checkModeName(r.Mode); err != nil {
-		return fmt.Errorf("record: %w", err)
-	}
-	return nil
-}
-
-// DecodeRecord parses and validates one record.
-func DecodeRecord(data []byte) (*Record, error) {
-	var r Record
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decode record: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode record: trailing data after the record")
-	}
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
 
 // Store is the directory of records. Its methods do not lock; callers hold
 // the Lock for any read-modify-write.
@@ -128,7 +21,8 @@ func recordFile(id string) string {
 	return strings.NewReplacer("/", "_", ":", "_").Replace(id) + ".json"
 }
 
-func (s Store) path(id string) string { return filepath.Join(s.Dir, recordFile(id)) }
+// Path is the file that holds the record of id.
+func (s Store) Path(id string) string { return filepath.Join(s.Dir, recordFile(id)) }
 
 // Ensure creates the state directory, readable by root only.
 func (s Store) Ensure() error {
@@ -143,7 +37,6 @@ func (s Store) Put(r *Record) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
-	r.Version = recordVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
@@ -165,7 +58,7 @@ func (s Store) Put(r *Record) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close record: %w", err)
 	}
-	if err := os.Rename(tmp, s.path(r.ID)); err != nil {
+	if err := os.Rename(tmp, s.Path(r.ID)); err != nil {
 		return fmt.Errorf("install record: %w", err)
 	}
 	return nil
@@ -173,7 +66,7 @@ func (s Store) Put(r *Record) error {
 
 // Get returns the record of id, or (nil, nil) if there is none.
 func (s Store) Get(id string) (*Record, error) {
-	r, err := readRecord(s.path(id))
+	r, err := readRecord(s.Path(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -182,7 +75,7 @@ func (s Store) Get(id string) (*Record, error) {
 
 // Delete removes the record of id. Returns nil if there is none.
 func (s Store) Delete(id string) error {
-	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(s.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete record: %w", err)
 	}
 	return nil
@@ -254,4 +147,101 @@ func readRecord(path string) (*Record, error) {
 		return nil, decodeError{fmt.Errorf("%s: %w", path, err)}
 	}
 	return r, nil
+}
+
+// tombstonePrefix marks a record whose detach has begun. Detach first
+// renames the record to its tombstone (one atomic rename), then removes the
+// programs, the veth and finally the tombstone, so a detach killed at any
+// point leaves a tombstone that gc, or the next attach or detach of that
+// target, finishes. Store.List ignores dot files: a tombstone is never taken
+// for an attached target.
+const tombstonePrefix = ".detaching-"
+
+func (s Store) tombstonePath(id string) string {
+	return filepath.Join(s.Dir, tombstonePrefix+recordFile(id))
+}
+
+// MarkDetaching moves the record of rec aside as its tombstone. When there
+// is no record file (a tombstone being finished, or a record already gone),
+// it writes rec as the tombstone unless one exists.
+func (s Store) MarkDetaching(rec *Record) error {
+	err := os.Rename(s.Path(rec.ID), s.tombstonePath(rec.ID))
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return fmt.Errorf("mark %s detaching: %w", rec.DisplayName(), err)
+		}
+		return nil
+	}
+	if _, err := os.Stat(s.tombstonePath(rec.ID)); err == nil {
+		return nil
+	}
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode tombstone: %w", err)
+	}
+	f, err := os.CreateTemp(s.Dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write tombstone: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), s.tombstonePath(rec.ID))
+	}
+	if werr != nil {
+		return fmt.Errorf("write tombstone: %w", werr)
+	}
+	return nil
+}
+
+// ClearDetaching removes the tombstone of id. Returns nil if there is none.
+func (s Store) ClearDetaching(id string) error {
+	if err := os.Remove(s.tombstonePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove tombstone: %w", err)
+	}
+	return nil
+}
+
+// Tombstones returns the records of every interrupted detach, and the paths
+// of tombstones that could not be decoded.
+func (s Store) Tombstones() ([]*Record, []string, error) {
+	return s.scan(func(name string) bool { return strings.HasPrefix(name, tombstonePrefix) })
+}
+
+// GetTombstone returns the tombstone of id, or (nil, nil) if there is none.
+func (s Store) GetTombstone(id string) (*Record, error) {
+	r, err := readRecord(s.tombstonePath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// IDFromRecordFile returns the target ID a record (or tombstone) file name
+// stands for, or "" when the name is not one nswire writes. Docker IDs are 64
+// hex digits; "pid:N" and "netns:N" IDs are stored with '_' for ':'.
+func IDFromRecordFile(name string) string {
+	name = strings.TrimPrefix(name, tombstonePrefix)
+	base, ok := strings.CutSuffix(name, ".json")
+	if !ok || base == "" {
+		return ""
+	}
+	for _, kind := range []string{"pid_", "netns_"} {
+		if n, ok := strings.CutPrefix(base, kind); ok {
+			if n == "" || strings.Trim(n, "0123456789") != "" {
+				return ""
+			}
+			return strings.TrimSuffix(kind, "_") + ":" + n
+		}
+	}
+	if len(base) != 64 || strings.Trim(base, "0123456789abcdef") != "" {
+		return ""
+	}
+	return base
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/nswire/nswire/control/state"
+	"github.com/nswire/nswire/netops"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -89,19 +91,21 @@ type arpSocket struct {
 // or, when ns is open, inside ns: the socket is created on a locked thread
 // switched into ns (and back), and stays bound to ns afterwards.
 func openARP(ns netns.NsHandle, ifindex int) (*arpSocket, error) {
-	create := func() (int, error) {
-		return unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(unix.ETH_P_ARP)))
+	fd := -1
+	create := func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(unix.ETH_P_ARP)))
+		return err
 	}
-	var (
-		fd  int
-		err error
-	)
+	var err error
 	if ns.IsOpen() {
-		fd, err = inNetns(ns, create)
+		err = netops.Do(ns, create)
 	} else {
-		fd, err = create()
+		err = create()
 	}
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return nil, fmt.Errorf("open arp socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifindex}); err != nil {
@@ -109,45 +113,6 @@ func openARP(ns netns.NsHandle, ifindex int) (*arpSocket, error) {
 		return nil, fmt.Errorf("bind arp socket to ifindex %d: %w", ifindex, err)
 	}
 	return &arpSocket{fd: fd, ifindex: ifindex}, nil
-}
-
-// inNetns runs f on a fresh goroutine whose thread is locked and switched
-// into ns; if the thread cannot be switched back it is left locked, so the
-// runtime ends it rather than reuse a thread in the wrong namespace. f must
-// not start goroutines.
-func inNetns(ns netns.NsHandle, f func() (int, error)) (int, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("get current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("enter netns: %w", err)}
-			return
-		}
-		fd, ferr := f()
-		if err := netns.Set(orig); err != nil {
-			if ferr == nil {
-				unix.Close(fd)
-			}
-			ch <- result{-1, fmt.Errorf("restore netns: %w", err)} // thread stays locked
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, ferr}
-	}()
-	r := <-ch
-	return r.fd, r.err
 }
 
 func (s *arpSocket) Close() { unix.Close(s.fd) }
@@ -222,34 +187,13 @@ func startProbe(h *netlink.Handle, bridgeIndex int, ip net.IP, wait time.Duratio
 	if n, _ := p.lookup(); n != nil {
 		p.existed = true
 	}
-	if err := useNeigh(h, bridgeIndex, ip); err != nil {
+	if err := netops.ResolveNeigh(h, bridgeIndex, ip); err != nil {
 		return nil, fmt.Errorf("probe %s: %w", ip, err)
 	}
 	return p, nil
 }
 
-// useNeigh creates (or reuses) the neighbour entry of ip on linkIndex with
-// NTF_USE, which makes the kernel send an ARP request for it now.
-func useNeigh(h *netlink.Handle, linkIndex int, ip net.IP) error {
-	n := &netlink.Neigh{LinkIndex: linkIndex, Family: netlink.FAMILY_V4, IP: ip.To4(), Flags: netlink.NTF_USE}
-	if err := h.NeighSet(n); err != nil {
-		return fmt.Errorf("resolve %s: %w", ip, err)
-	}
-	return nil
-}
-
-func (p *addrProbe) lookup() (*netlink.Neigh, error) {
-	ns, err := p.h.NeighList(p.bridge, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, err
-	}
-	for i := range ns {
-		if ns[i].IP.Equal(p.ip) {
-			return &ns[i], nil
-		}
-	}
-	return nil, nil
-}
+func (p *addrProbe) lookup() (*netlink.Neigh, error) { return netops.Neigh(p.h, p.bridge, p.ip) }
 
 // Conflict waits until the probe's deadline for anyone that answers for
 // the address, and returns its MAC, or nil when nobody did. An entry the
@@ -270,7 +214,7 @@ func (p *addrProbe) Conflict() (net.HardwareAddr, error) {
 		// MAC is not set (Docker sets docker0's). Ask again.
 		if n == nil && resent < 3 {
 			resent++
-			if err := useNeigh(p.h, p.bridge, p.ip); err != nil {
+			if err := netops.ResolveNeigh(p.h, p.bridge, p.ip); err != nil {
 				return nil, fmt.Errorf("probe %s: %w", p.ip, err)
 			}
 			continue
@@ -280,7 +224,7 @@ func (p *addrProbe) Conflict() (net.HardwareAddr, error) {
 		}
 		if time.Now().After(p.deadline) {
 			if n != nil && !p.existed {
-				p.h.NeighDel(n) // nobody answered: leave no trace
+				netops.DelNeigh(p.h, n) // nobody answered: leave no trace
 			}
 			return nil, nil
 		}
@@ -296,14 +240,14 @@ func (p *addrProbe) Close() {
 	}
 	p.done = true
 	if n, _ := p.lookup(); n != nil && !p.existed && n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
-		p.h.NeighDel(n)
+		netops.DelNeigh(p.h, n)
 	}
 }
 
 // ProbeAddress probes ip on the bridge called bridge and returns the MAC
 // of whoever answers within wait, or nil.
 func (m *Manager) ProbeAddress(bridge string, ip net.IP, wait time.Duration) (net.HardwareAddr, error) {
-	br, err := m.host.LinkByName(bridge)
+	br, err := netops.LinkByName(m.host, bridge)
 	if err != nil {
 		return nil, fmt.Errorf("find bridge %s: %w", bridge, err)
 	}
@@ -325,7 +269,7 @@ func (m *Manager) ProbeAddress(bridge string, ip net.IP, wait time.Duration) (ne
 // port, or the bridge would drop it.
 func announce(nsh *netlink.Handle, ifindex int, ip net.IP, hostIf string) error {
 	waitForwarding(hostIf, 100*time.Millisecond)
-	if err := useNeigh(nsh, ifindex, ip); err != nil {
+	if err := netops.ResolveNeigh(nsh, ifindex, ip); err != nil {
 		return fmt.Errorf("announce %s: %w", ip, err)
 	}
 	return nil
@@ -356,19 +300,19 @@ func arpResolve(ns netns.NsHandle, ifindex int, mac net.HardwareAddr, ip, target
 const maxProbeTries = 10
 
 // startAddrProbe probes rec's address on its bridge.
-func (m *Manager) startAddrProbe(rec *Record) (*addrProbe, error) {
-	br, err := m.host.LinkByName(rec.Bridge)
+func (m *Manager) startAddrProbe(rec *state.Record) (*addrProbe, error) {
+	br, err := netops.LinkByName(m.host, rec.Bridge)
 	if err != nil {
 		return nil, fmt.Errorf("find bridge %s: %w", rec.Bridge, err)
 	}
-	return startProbe(m.host, br.Attrs().Index, rec.IP(), ProbeWait)
+	return startProbe(m.host, br.Attrs().Index, rec.IPv4(), ProbeWait)
 }
 
 // settleAddress collects the answer to the probe of rec's address. If
 // anyone holds the address, a given address (--ip) is refused; an
 // automatically chosen one is replaced by the next free one, probed in turn
 // (at most maxProbeTries), and rec.Address is updated.
-func (m *Manager) settleAddress(ctx context.Context, t *Target, req AttachRequest, rec *Record, probe *addrProbe) error {
+func (m *Manager) settleAddress(ctx context.Context, t *Target, req AttachRequest, rec *state.Record, probe *addrProbe) error {
 	for try := 1; ; try++ {
 		holder, err := probe.Conflict()
 		probe.Close()
@@ -379,7 +323,7 @@ func (m *Manager) settleAddress(ctx context.Context, t *Target, req AttachReques
 			return nil
 		}
 		who := fmt.Sprintf("a host with MAC %s that answered ARP for it on %s", holder, rec.Bridge)
-		if req.IP != "" {
+		if req.IP.IsSet() {
 			return fmt.Errorf("--ip %s is already in use by %s: pick another address", rec.IP(), who)
 		}
 		if try == maxProbeTries {

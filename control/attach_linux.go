@@ -1,11 +1,16 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 
 	"github.com/vishvananda/netlink"
 
@@ -17,7 +22,7 @@ const lockTimeout = 30 * time.Second
 
 // AttachResult says what an attach did.
 type AttachResult struct {
-	Record    *Record
+	Record    *state.Record
 	Unchanged bool     // it was already attached with these settings
 	Plan      []string // the equivalent shell commands (dry run)
 }
@@ -29,11 +34,8 @@ const maxSlots = 4096
 // lock for the whole operation. On failure every step done is undone. With
 // dryRun it only returns the plan.
 func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
-	req.Defaults()
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	req = req.withDefaults()
+	lock, err := m.lock()
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +50,7 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	m.logPhase("resolve", &phase)
 
 	if !dryRun {
-		if tomb, err := m.store.getTombstone(t.ID); err != nil {
+		if tomb, err := m.store.GetTombstone(t.ID); err != nil {
 			return nil, err
 		} else if tomb != nil {
 			if err := m.finishDetach(tomb); err != nil {
@@ -124,14 +126,14 @@ func (m *Manager) logPhase(name string, since *time.Time) {
 
 // hostLinkMatches reports whether the record's host veth still exists with
 // the recorded ifindex.
-func (m *Manager) hostLinkMatches(r *Record) bool {
-	l, err := m.host.LinkByName(r.HostIf)
+func (m *Manager) hostLinkMatches(r *state.Record) bool {
+	l, err := netops.LinkByName(m.host, r.HostIf)
 	return err == nil && l.Attrs().Index == r.HostIfindex
 }
 
 // differences lists the settings of req that differ from rec; settings left
 // to their defaults in req never differ.
-func differences(rec *Record, req AttachRequest) string {
+func differences(rec *state.Record, req AttachRequest) string {
 	var d []string
 	add := func(what, had, want string) { d = append(d, fmt.Sprintf("%s %s, asked %s", what, had, want)) }
 	if req.Bridge != rec.Bridge {
@@ -140,34 +142,27 @@ func differences(rec *Record, req AttachRequest) string {
 	if req.IfName != rec.IfName {
 		add("ifname", rec.IfName, req.IfName)
 	}
-	if req.IP != "" {
-		ip, prefix, _ := parseIPFlag(req.IP)
-		rip, rnet, _ := net.ParseCIDR(rec.Address)
-		ones, _ := rnet.Mask.Size()
-		if !ip.Equal(rip) || (prefix != -1 && prefix != ones) {
-			add("ip", rec.Address, req.IP)
-		}
+	if req.IP.IsSet() && (req.IP.Addr != rec.IP() || (req.IP.Bits != -1 && req.IP.Bits != rec.Address.Bits())) {
+		add("ip", rec.Address.String(), req.IP.String())
 	}
-	if req.Gateway != "" && !net.ParseIP(req.Gateway).Equal(net.ParseIP(rec.Gateway)) {
-		add("gateway", rec.Gateway, req.Gateway)
+	if req.Gateway.IsValid() && req.Gateway != rec.Gateway {
+		add("gateway", rec.Gateway.String(), req.Gateway.String())
 	}
-	if req.MAC != "" {
-		if mac, err := net.ParseMAC(req.MAC); err == nil && mac.String() != rec.MAC {
-			add("mac", rec.MAC, mac.String())
-		}
+	if req.MAC != nil && !bytes.Equal(req.MAC, rec.MAC) {
+		add("mac", rec.MAC.String(), req.MAC.String())
 	}
 	if req.MTU != 0 && req.MTU != rec.MTU {
 		add("mtu", fmt.Sprint(rec.MTU), fmt.Sprint(req.MTU))
 	}
 	if req.Mode != rec.Mode {
-		add("mode", rec.Mode, req.Mode+" (`nswire mode` switches it)")
+		add("mode", string(rec.Mode), string(req.Mode)+" (`nswire mode` switches it)")
 	}
 	return strings.Join(d, "; ")
 }
 
 // plan decides every setting of the attach and checks it against the
 // machine: bridge, subnet, address, gateway, MAC, MTU, slot.
-func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Record, error) {
+func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*state.Record, error) {
 	br, nets, err := netops.Bridge(m.host, req.Bridge)
 	if err != nil {
 		return nil, err
@@ -178,8 +173,8 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Reco
 	bridgeAddr := nets[0]
 	subnet := &net.IPNet{IP: bridgeAddr.IP.Mask(bridgeAddr.Mask).To4(), Mask: bridgeAddr.Mask}
 	gw := bridgeAddr.IP.To4()
-	if req.Gateway != "" {
-		gw = net.ParseIP(req.Gateway).To4()
+	if req.Gateway.IsValid() {
+		gw = net.IP(req.Gateway.AsSlice())
 		if err := CheckGateway(gw, subnet); err != nil {
 			return nil, err
 		}
@@ -188,7 +183,7 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Reco
 	if err != nil {
 		return nil, err
 	}
-	if req.Mode == ModeFastpath && dn != nil && !dn.ICC && !req.Force {
+	if req.Mode == datapath.Fastpath && dn != nil && !dn.ICC && !req.Force {
 		return nil, fmt.Errorf("bridge %s belongs to Docker network %s with com.docker.network.bridge.enable_icc=false: the fast path would bypass that isolation between containers; use --mode observe, or --force to fast-path anyway", req.Bridge, dn.Name)
 	}
 	recs, _, err := m.store.List()
@@ -204,11 +199,11 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Reco
 		return nil, err
 	}
 	mac := netops.StableMAC(t.ID)
-	if req.MAC != "" {
-		mac, _ = ParseMAC(req.MAC)
+	if req.MAC != nil {
+		mac = req.MAC
 	}
 	for _, r := range recs {
-		if r.MAC == mac.String() && r.ID != t.ID {
+		if bytes.Equal(r.MAC, mac) && r.ID != t.ID {
 			return nil, fmt.Errorf("--mac %s is already used by %s", mac, r.DisplayName())
 		}
 	}
@@ -220,23 +215,24 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*Reco
 	if err != nil {
 		return nil, err
 	}
-	attachMode := req.AttachMode // replaced by the one used (tcx or tc) once attached
-	if req.Mode == ModeOff {
-		attachMode = ""
+	hook := req.Hook // replaced by the one used (tcx or tc) once installed
+	if !req.Mode.Programs() {
+		hook = datapath.HookNone
 	}
-	return &Record{
-		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
+	gwAddr, _ := netip.AddrFromSlice(gw.To4())
+	return &state.Record{
+		ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
 		NetnsPath: t.NetnsPath, NetnsInode: t.Inode,
 		HostIf: netops.HostVethName(t.ID), IfName: req.IfName,
-		Address: addr.String(), Gateway: gw.String(), MAC: mac.String(), MTU: mtu,
-		Bridge: req.Bridge, Mode: req.Mode, AttachMode: attachMode, Slot: slot, Created: time.Now().UTC(),
+		Address: prefixOf(addr), Gateway: gwAddr, MAC: mac, MTU: mtu,
+		Bridge: req.Bridge, Mode: req.Mode, Hook: hook, Slot: slot, Created: time.Now().UTC(),
 	}, nil
 }
 
 // usedAddresses maps each IPv4 address in use on the bridge to who uses it:
 // Docker's containers on the bridge's network, other nswire records, and
 // the bridge's neighbour table.
-func (m *Manager) usedAddresses(br netlink.Link, recs []*Record, dn *dockerNetwork, self string) (map[string]string, error) {
+func (m *Manager) usedAddresses(br netlink.Link, recs []*state.Record, dn *dockerNetwork, self string) (map[string]string, error) {
 	used := map[string]string{}
 	neigh, err := netops.NeighborIPs(m.host, br.Attrs().Index)
 	if err != nil {
@@ -262,7 +258,7 @@ func (m *Manager) usedAddresses(br netlink.Link, recs []*Record, dn *dockerNetwo
 }
 
 // freeSlot returns the lowest counter slot no other record holds.
-func freeSlot(recs []*Record, self string) (uint32, error) {
+func freeSlot(recs []*state.Record, self string) (uint32, error) {
 	taken := map[uint32]bool{}
 	for _, r := range recs {
 		if r.ID != self {
@@ -282,12 +278,12 @@ func freeSlot(recs []*Record, self string) (uint32, error) {
 // once the steps (and any rollback) are over.
 // settle runs first in the address step: it may change rec.Address (see
 // settleAddress).
-func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (steps []step, release func()) {
+func (m *Manager) attachSteps(t *Target, rec *state.Record, settle func() error) (steps []step, release func()) {
 	tmpPeer := netops.TempPeerName(rec.ID)
-	mac, _ := net.ParseMAC(rec.MAC)
-	ip, ipnet, _ := net.ParseCIDR(rec.Address)
-	addr := &net.IPNet{IP: ip, Mask: ipnet.Mask}
-	gw := net.ParseIP(rec.Gateway)
+	mac := rec.MAC
+	ipnetOf := func() *net.IPNet { return &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)} }
+	addr := ipnetOf()
+	gw := net.IP(rec.Gateway.AsSlice())
 	nsRef := t.NetnsPath
 	if t.PID != 0 {
 		nsRef = fmt.Sprint(t.PID)
@@ -327,11 +323,11 @@ func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (step
 				hostLink = v
 				rec.HostIfindex = v.Attrs().Index
 				// Tag it as this nswire's (state dir), for gc.
-				if err := m.host.LinkSetAlias(v, m.vethTag()); err != nil {
+				if err := netops.SetAlias(m.host, v, m.vethTag()); err != nil {
 					netops.DeleteLink(m.host, rec.HostIf)
 					return fmt.Errorf("tag %s: %w", rec.HostIf, err)
 				}
-				if nsh, err = netlink.NewHandleAt(t.NS); err == nil {
+				if nsh, err = netops.HandleAt(t.NS); err == nil {
 					peer, err = netops.LinkByName(nsh, tmpPeer)
 				}
 				if err != nil { // a failed step undoes its own part
@@ -413,8 +409,7 @@ func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (step
 				if err := settle(); err != nil {
 					return err
 				}
-				ip, ipnet, _ := net.ParseCIDR(rec.Address)
-				addr = &net.IPNet{IP: ip, Mask: ipnet.Mask}
+				addr = ipnetOf()
 				return netops.AddAddr(nsh, peer, addr)
 			},
 			undo: func() error { return netops.DelAddr(nsh, peer, addr) },
@@ -426,31 +421,31 @@ func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (step
 			undo: func() error { return netops.DelDefaultRoute(nsh, peer, gw) },
 		},
 	}
-	if rec.Mode != ModeOff {
+	if rec.Mode.Programs() {
 		steps = append(steps, step{
 			name: "datapath",
 			cmd:  fmt.Sprintf("# attach eBPF from_container on tcx ingress and to_container on tcx egress of %s (mode %s)", rec.HostIf, rec.Mode),
 			do: func() error {
-				am, err := m.dp.attach(rec, rec.AttachMode)
+				used, err := m.dp.install(rec, rec.Hook)
 				if err == nil {
-					rec.AttachMode = am
+					rec.Hook = used
 				}
 				return err
 			},
-			undo: func() error { return m.dp.detach(rec) },
+			undo: func() error { return m.dp.remove(rec) },
 		})
 	}
 	steps = append(steps, step{
 		name: "record",
-		cmd: fmt.Sprintf("%s arping -U -c 1 -I %s %s; # write %s", strings.TrimSuffix(nsExec, " ip"), rec.IfName, ip,
-			m.store.path(rec.ID)),
+		cmd: fmt.Sprintf("%s arping -U -c 1 -I %s %s; # write %s", strings.TrimSuffix(nsExec, " ip"), rec.IfName, rec.IP(),
+			m.store.Path(rec.ID)),
 		do: func() error {
 			// The container must still be the one resolved; then announce
 			// its address (gratuitous ARP) and record the attach.
 			if err := t.alive(); err != nil {
 				return err
 			}
-			if err := announce(nsh, peer.Attrs().Index, rec.IP(), rec.HostIf); err != nil {
+			if err := announce(nsh, peer.Attrs().Index, rec.IPv4(), rec.HostIf); err != nil {
 				return err
 			}
 			return m.store.Put(rec)
@@ -464,8 +459,8 @@ func (m *Manager) attachSteps(t *Target, rec *Record, settle func() error) (step
 // writing its record left behind: the host veth (and with it the peer) and
 // its datapath pins and map entries. Under the state lock, a host veth of
 // this name without a record can only be such a leftover.
-func (m *Manager) clearLeftover(rec *Record) error {
-	l, err := m.host.LinkByName(rec.HostIf)
+func (m *Manager) clearLeftover(rec *state.Record) error {
+	l, err := netops.LinkByName(m.host, rec.HostIf)
 	if netops.IsNotFound(err) {
 		return nil
 	}
@@ -474,7 +469,7 @@ func (m *Manager) clearLeftover(rec *Record) error {
 	}
 	left := *rec
 	left.HostIfindex = l.Attrs().Index
-	if err := m.dp.detach(&left); err != nil {
+	if err := m.dp.remove(&left); err != nil {
 		return fmt.Errorf("clear leftover datapath of %s: %w", rec.HostIf, err)
 	}
 	if err := netops.DeleteLink(m.host, rec.HostIf); err != nil {
@@ -483,72 +478,16 @@ func (m *Manager) clearLeftover(rec *Record) error {
 	return nil
 }
 
-// DetachResult says what a detach did.
-type DetachResult struct {
-	Record  *Record // nil when nothing was attached
-	Message string
-}
-
-// Detach undoes an attach: programs, map entries, pins, the veth pair (and
-// with it the address and route inside the container) and the record. A
-// target that is unknown, already detached or dead is success.
-func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error) {
-	lock, rec, err := m.lockedRecord(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	if rec == nil {
-		tomb, err := m.findTombstone(ref)
-		if err != nil || tomb == nil {
-			return &DetachResult{Message: fmt.Sprintf("%s is not attached: nothing to do", ref)}, err
-		}
-		if err := m.finishDetach(tomb); err != nil {
-			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", tomb.DisplayName(), err)
-		}
-		return &DetachResult{Record: tomb, Message: fmt.Sprintf("detached %s (finished an interrupted detach)", tomb.DisplayName())}, nil
-	}
-	if err := m.teardown(rec); err != nil {
-		return nil, fmt.Errorf("detach %s: %w", rec.DisplayName(), err)
-	}
-	return &DetachResult{Record: rec, Message: fmt.Sprintf("detached %s", rec.DisplayName())}, nil
-}
-
-// teardown removes everything of rec, in the reverse order of the attach;
-// each part is a no-op when already gone, so it can be re-run after a crash.
-// Its first step turns the record into a tombstone (one rename), so that a
-// teardown killed at any later point is finished by gc or by the next attach
-// or detach of the target.
-func (m *Manager) teardown(rec *Record) error {
-	steps := []func() error{
-		func() error { return m.store.markDetaching(rec) },
-		func() error {
-			if rec.AttachMode != "tcx" && rec.AttachMode != "tc" {
-				return nil // no program was attached
-			}
-			return m.dp.detach(rec)
-		},
-		func() error {
-			if rec.Observed {
-				return nil // the wiring is not ours
-			}
-			return netops.DeleteLink(m.host, rec.HostIf)
-		},
-		func() error { return m.store.clearDetaching(rec.ID) },
-	}
-	for i, s := range steps {
-		if err := s(); err != nil {
-			return err
-		}
-		m.crashPoint(i + 1)
-	}
-	return nil
+// lock takes the state lock, waiting at most lockTimeout for another
+// nswire process.
+func (m *Manager) lock() (*state.Lock, error) {
+	return state.AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
 }
 
 // lockedRecord takes the state lock and finds the record of ref (nil when
 // there is none). The caller releases the lock.
-func (m *Manager) lockedRecord(ctx context.Context, ref string) (*Lock, *Record, error) {
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+func (m *Manager) lockedRecord(ctx context.Context, ref string) (*state.Lock, *state.Record, error) {
+	lock, err := m.lock()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -563,14 +502,14 @@ func (m *Manager) lockedRecord(ctx context.Context, ref string) (*Lock, *Record,
 // FindRecord finds the record of ref: a container name, a full or
 // abbreviated (≥ 4 hex digits) ID, "pid:N"/"--pid" form, a netns path or a
 // record ID. Returns (nil, nil) when nothing matches.
-func (m *Manager) FindRecord(ctx context.Context, ref string) (*Record, error) {
+func (m *Manager) FindRecord(ctx context.Context, ref string) (*state.Record, error) {
 	recs, _, err := m.store.List()
 	if err != nil {
 		return nil, err
 	}
 	path := ref
 	ref = strings.TrimPrefix(ref, "/")
-	var matches []*Record
+	var matches []*state.Record
 	for _, r := range recs {
 		switch {
 		case r.ID == ref, r.Name == ref, r.NetnsPath == path && r.Kind == "netns":

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -19,13 +22,13 @@ import (
 // bridge created when missing, and lookups for CHECK and GC. The wiring
 // itself is the CLI's attach plan (attachSteps, run, teardown).
 
-// identify makes t the CNI attachment c: its record ID, name and kind. A
+// identifyCNI makes t the CNI attachment c: its record ID, name and kind. A
 // nil c leaves t as it is.
-func (c *CNIInfo) identify(t *Target) {
+func (t *Target) identifyCNI(c *CNIInfo) {
 	if c == nil {
 		return
 	}
-	t.Kind, t.ID, t.Name = "cni", CNIRecordID(c.ContainerID, c.IfName), CNIDisplayName(c)
+	t.Kind, t.ID, t.Name = state.KindCNI, CNIRecordID(c.ContainerID, c.IfName), CNIDisplayName(c)
 }
 
 // CNIRoute is one route the IPAM plugin gave; a nil GW routes on-link.
@@ -43,13 +46,13 @@ type CNIAddress struct {
 
 // CNIAttachRequest is a CNI ADD in standalone mode.
 type CNIAttachRequest struct {
-	NetnsPath  string // CNI_NETNS
-	CNI        CNIInfo
-	Bridge     string
-	IsGateway  bool // give the bridge the gateway address
-	MTU        int  // veth MTU and MTU of a bridge this attach creates; 0: the bridge's (1500 for a new one)
-	Mode       string
-	AttachMode string
+	NetnsPath string // CNI_NETNS
+	CNI       CNIInfo
+	Bridge    string
+	IsGateway bool          // give the bridge the gateway address
+	MTU       int           // veth MTU and MTU of a bridge this attach creates; 0: the bridge's (1500 for a new one)
+	Mode      datapath.Mode // default observe
+	Hook      datapath.Hook // default auto
 	// Allocate asks the IPAM plugin for an address. It runs under the state
 	// lock, only when the attachment is new; Release gives the address back
 	// and runs when a later step fails, and when a stale record of the same
@@ -60,7 +63,7 @@ type CNIAttachRequest struct {
 
 // CNIAttachResult is what a CNI ADD reports.
 type CNIAttachResult struct {
-	Record    *Record
+	Record    *state.Record
 	Unchanged bool // the attachment existed with these settings: nothing done
 	HostMAC   string
 	BridgeMAC string
@@ -80,10 +83,10 @@ const cniFixedSteps = 2
 // without asking the IPAM plugin again; with other settings it is an error.
 func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAttachResult, error) {
 	if req.Mode == "" {
-		req.Mode = ModeObserve
+		req.Mode = datapath.Observe
 	}
-	if req.AttachMode == "" {
-		req.AttachMode = "auto"
+	if req.Hook == datapath.HookNone {
+		req.Hook = datapath.HookAuto
 	}
 	if err := netops.ValidateIfName(req.Bridge); err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
@@ -91,17 +94,17 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	if err := netops.ValidateIfName(req.CNI.IfName); err != nil {
 		return nil, fmt.Errorf("CNI_IFNAME: %w", err)
 	}
-	if err := checkModeName(req.Mode); err != nil {
+	if _, err := datapath.ParseMode(string(req.Mode)); err != nil {
 		return nil, err
 	}
-	if err := checkAttachModeName(req.AttachMode); err != nil {
+	if _, err := datapath.ParseHook(string(req.Hook)); err != nil {
 		return nil, err
 	}
 	if req.Allocate == nil || req.Release == nil {
 		return nil, errors.New("attach: no IPAM")
 	}
 	phase := time.Now()
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, err := m.lock()
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +115,10 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 		return nil, err
 	}
 	defer t.Close()
-	req.CNI.identify(t)
+	t.identifyCNI(&req.CNI)
 	m.logPhase("resolve", &phase)
 
-	if tomb, err := m.store.getTombstone(t.ID); err != nil {
+	if tomb, err := m.store.GetTombstone(t.ID); err != nil {
 		return nil, err
 	} else if tomb != nil {
 		if err := m.finishDetach(tomb); err != nil {
@@ -257,7 +260,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 		return nil, undoFixed(err)
 	}
 	m.logPhase("attach", &phase)
-	routes := append([]CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.ParseIP(rec.Gateway).To4()}}, extra...)
+	routes := append([]CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(rec.Gateway.AsSlice())}}, extra...)
 	return m.cniResult(rec, false, routes)
 }
 
@@ -297,7 +300,7 @@ func insertAfter(steps []step, name string, s step) []step {
 
 // cniRoutesStep adds the IPAM plugin's routes other than the default route
 // in the container.
-func (m *Manager) cniRoutesStep(t *Target, rec *Record, routes []CNIRoute) step {
+func (m *Manager) cniRoutesStep(t *Target, rec *state.Record, routes []CNIRoute) step {
 	cmd := ""
 	for _, r := range routes {
 		via := ""
@@ -338,7 +341,7 @@ func (m *Manager) cniRoutesStep(t *Target, rec *Record, routes []CNIRoute) step 
 // cniPlan decides the record of a CNI attach: the address and gateway are
 // the IPAM plugin's, the rest as the CLI's plan decides it (stable MAC,
 // the bridge's MTU, the lowest free counter slot). No Docker lookup.
-func (m *Manager) cniPlan(t *Target, req CNIAttachRequest, br *netlink.Bridge, addr *net.IPNet, gw net.IP) (*Record, error) {
+func (m *Manager) cniPlan(t *Target, req CNIAttachRequest, br *netlink.Bridge, addr *net.IPNet, gw net.IP) (*state.Record, error) {
 	if gw == nil || gw.To4() == nil {
 		return nil, errors.New("plan: the IPAM plugin gave neither an IPv4 gateway nor a default route with one")
 	}
@@ -351,7 +354,7 @@ func (m *Manager) cniPlan(t *Target, req CNIAttachRequest, br *netlink.Bridge, a
 		return nil, err
 	}
 	for _, r := range recs {
-		if r.ID != t.ID && !r.Observed && r.Bridge == req.Bridge && r.IP().Equal(addr.IP) {
+		if r.ID != t.ID && !r.Observed && r.Bridge == req.Bridge && r.IP() == prefixOf(addr).Addr() {
 			return nil, fmt.Errorf("plan: the IPAM plugin gave %s, which %s holds already", addr.IP, r.DisplayName())
 		}
 	}
@@ -359,24 +362,25 @@ func (m *Manager) cniPlan(t *Target, req CNIAttachRequest, br *netlink.Bridge, a
 	if err != nil {
 		return nil, err
 	}
-	attachMode := req.AttachMode
-	if req.Mode == ModeOff {
-		attachMode = ""
+	hook := req.Hook // replaced by the one used (tcx or tc) once installed
+	if !req.Mode.Programs() {
+		hook = datapath.HookNone
 	}
 	info := req.CNI
-	return &Record{
-		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind,
+	gwAddr, _ := netip.AddrFromSlice(gw.To4())
+	return &state.Record{
+		ID: t.ID, Name: t.Name, Kind: t.Kind,
 		NetnsPath: t.NetnsPath, NetnsInode: t.Inode,
 		HostIf: netops.HostVethName(t.ID), IfName: req.CNI.IfName,
-		Address: (&net.IPNet{IP: addr.IP.To4(), Mask: addr.Mask}).String(), Gateway: gw.To4().String(),
-		MAC: netops.StableMAC(t.ID).String(), MTU: mtu,
-		Bridge: req.Bridge, Mode: req.Mode, AttachMode: attachMode, Slot: slot, Created: time.Now().UTC(),
+		Address: prefixOf(&net.IPNet{IP: addr.IP.To4(), Mask: addr.Mask}), Gateway: gwAddr,
+		MAC: netops.StableMAC(t.ID), MTU: mtu,
+		Bridge: req.Bridge, Mode: req.Mode, Hook: hook, Slot: slot, Created: time.Now().UTC(),
 		CNI: &info,
 	}, nil
 }
 
 // cniResult adds the host veth's and the bridge's MACs to rec.
-func (m *Manager) cniResult(rec *Record, unchanged bool, routes []CNIRoute) (*CNIAttachResult, error) {
+func (m *Manager) cniResult(rec *state.Record, unchanged bool, routes []CNIRoute) (*CNIAttachResult, error) {
 	res := &CNIAttachResult{Record: rec, Unchanged: unchanged, Routes: routes}
 	if l, err := m.host.LinkByIndex(rec.HostIfindex); err == nil {
 		res.HostMAC = l.Attrs().HardwareAddr.String()
@@ -387,7 +391,7 @@ func (m *Manager) cniResult(rec *Record, unchanged bool, routes []CNIRoute) (*CN
 		}
 	}
 	if routes == nil {
-		res.Routes = []CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.ParseIP(rec.Gateway).To4()}}
+		res.Routes = []CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(rec.Gateway.AsSlice())}}
 	}
 	return res, nil
 }
@@ -397,7 +401,7 @@ func (m *Manager) cniResult(rec *Record, unchanged bool, routes []CNIRoute) (*CN
 // observed, only its counters. Needs neither the namespace nor the
 // container: an attachment that is unknown or already gone is success
 // (returns nil).
-func (m *Manager) DetachCNI(ctx context.Context, containerID, ifName string) (*Record, error) {
+func (m *Manager) DetachCNI(ctx context.Context, containerID, ifName string) (*state.Record, error) {
 	res, err := m.Detach(ctx, CNIRecordID(containerID, ifName))
 	if err != nil {
 		return nil, err
@@ -407,7 +411,7 @@ func (m *Manager) DetachCNI(ctx context.Context, containerID, ifName string) (*R
 
 // CNILive is the live state of a CNI attachment, for CHECK.
 type CNILive struct {
-	Record  *Record
+	Record  *state.Record
 	Stale   string // why the record no longer describes a live attachment, or ""
 	MAC     string // of the interface in the container
 	Addrs   []*net.IPNet
@@ -470,10 +474,10 @@ func (m *Manager) InspectCNI(ctx context.Context, containerID, ifName, netnsPath
 			}
 		}
 	}
-	if rec.AttachMode == "tcx" || rec.AttachMode == "tc" {
+	if rec.Hook.Installed() {
 		if ld, ok := m.dp.(*lazyDatapath); ok {
 			if dp, err := ld.open(); err == nil {
-				_, live.Program = dp.Attached(rec.HostIf)
+				_, live.Program = dp.Installed(rec.HostIf)
 			}
 		}
 	}
@@ -483,7 +487,7 @@ func (m *Manager) InspectCNI(ctx context.Context, containerID, ifName, netnsPath
 // GCCNI removes the CNI attachments of network that are not in valid (a set
 // of CNIRecordID values) and returns their record IDs, sorted.
 func (m *Manager) GCCNI(ctx context.Context, network string, valid map[string]bool) ([]string, error) {
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, err := m.lock()
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +499,7 @@ func (m *Manager) GCCNI(ctx context.Context, network string, valid map[string]bo
 	var removed []string
 	var errs []error
 	for _, r := range recs {
-		if r.Kind != "cni" || r.CNI == nil || r.CNI.Network != network || valid[r.ID] {
+		if r.Kind != state.KindCNI || r.CNI == nil || r.CNI.Network != network || valid[r.ID] {
 			continue
 		}
 		if err := m.teardown(r); err != nil {

@@ -1,18 +1,13 @@
 package control
 
-import "strings"
+import (
+	"strings"
 
-// CNIInfo is what a record of Kind "cni" keeps of the CNI call that made it:
-// the runtime's container ID and interface name (the attachment's identity in
-// the CNI spec), the network name, and the Kubernetes pod the runtime named
-// in CNI_ARGS, if any.
-type CNIInfo struct {
-	ContainerID  string `json:"containerID"`
-	IfName       string `json:"ifName"`
-	Network      string `json:"network,omitempty"`
-	PodNamespace string `json:"podNamespace,omitempty"`
-	PodName      string `json:"podName,omitempty"`
-}
+	"github.com/nswire/nswire/control/state"
+)
+
+// CNIInfo is the identity of a CNI attachment (state.CNIInfo).
+type CNIInfo = state.CNIInfo
 
 // CNIRecordID is the record ID of a CNI attachment: "cni:" + container ID +
 // "/" + interface name (one container may have several interfaces).
@@ -22,7 +17,7 @@ func CNIRecordID(containerID, ifName string) string {
 
 // CNIDisplayName is the name `nswire ls` and the metrics show for a CNI
 // attachment: "namespace/pod" when the runtime named the pod, else the
-// first 12 characters of the container ID, with "/ifname" for any interface
+// first 12 characters of the container ID, with ":ifname" for any interface
 // but eth0.
 func CNIDisplayName(c *CNIInfo) string {
 	var b strings.Builder

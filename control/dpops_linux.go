@@ -1,34 +1,34 @@
 package control
 
 import (
-	"fmt"
-	"net"
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 )
 
 // datapathOps is what the attach plan needs of the eBPF datapath. The
 // datapath is opened (loaded or adopted from its pins) on first use, so that
 // `--mode off` and dry runs never touch bpffs.
 type datapathOps interface {
-	attach(rec *Record, attachMode string) (used string, err error)
-	setMode(rec *Record, mode, attachMode string) (used string, err error)
-	detach(rec *Record) error
-	readCounters() (map[uint32]Counters, error)
+	install(rec *state.Record, hook datapath.Hook) (used datapath.Hook, err error)
+	setMode(rec *state.Record, mode datapath.Mode, hook datapath.Hook) (used datapath.Hook, err error)
+	remove(rec *state.Record) error
+	readCounters() (map[uint32]datapath.Counters, error)
 	close()
 }
 
 type lazyDatapath struct {
 	pinDir string
-	dp     *Datapath // programs and maps, for attaching
-	ro     *Datapath // maps only, for reading counters
+	dp     *datapath.Datapath // programs and maps, for installing
+	ro     *datapath.Datapath // maps only, for reading counters
 }
 
 func newDatapathOps(pinDir string) datapathOps { return &lazyDatapath{pinDir: pinDir} }
 
-func (l *lazyDatapath) open() (*Datapath, error) {
+func (l *lazyDatapath) open() (*datapath.Datapath, error) {
 	if l.dp != nil {
 		return l.dp, nil
 	}
-	dp, err := OpenDatapath(l.pinDir)
+	dp, err := datapath.OpenDatapath(l.pinDir)
 	if err != nil {
 		return nil, err
 	}
@@ -36,51 +36,42 @@ func (l *lazyDatapath) open() (*Datapath, error) {
 	return dp, nil
 }
 
-func endpointOf(rec *Record) (EndpointSpec, error) {
-	mac, err := net.ParseMAC(rec.MAC)
-	if err != nil && !rec.Observed {
-		return EndpointSpec{}, fmt.Errorf("record mac: %w", err)
-	}
-	return EndpointSpec{
+func endpointOf(rec *state.Record) datapath.EndpointSpec {
+	return datapath.EndpointSpec{
 		HostIfName:  rec.HostIf,
 		HostIfindex: rec.HostIfindex,
-		MAC:         mac,
-		IP4:         rec.IP().To4(),
+		MAC:         rec.MAC,
+		IP4:         rec.IPv4(),
 		Guard:       !rec.Observed,
 		Slot:        rec.Slot,
-	}, nil
-}
-
-func (l *lazyDatapath) attach(rec *Record, attachMode string) (string, error) {
-	return l.setMode(rec, rec.Mode, attachMode)
-}
-
-func (l *lazyDatapath) setMode(rec *Record, mode string, attachMode string) (string, error) {
-	if attachMode == "" {
-		attachMode = "auto"
 	}
-	ep, err := endpointOf(rec)
-	if err != nil {
-		return "", err
+}
+
+func (l *lazyDatapath) install(rec *state.Record, hook datapath.Hook) (datapath.Hook, error) {
+	return l.setMode(rec, rec.Mode, hook)
+}
+
+func (l *lazyDatapath) setMode(rec *state.Record, mode datapath.Mode, hook datapath.Hook) (datapath.Hook, error) {
+	if hook == datapath.HookNone {
+		hook = datapath.HookAuto
 	}
 	dp, err := l.open()
 	if err != nil {
-		return "", err
+		return datapath.HookNone, err
 	}
-	used, err := dp.Attach(ep, DatapathMode(mode), AttachMode(attachMode))
-	return string(used), err
+	return dp.Install(endpointOf(rec), mode, hook)
 }
 
-func (l *lazyDatapath) detach(rec *Record) error {
+func (l *lazyDatapath) remove(rec *state.Record) error {
 	dp, err := l.open()
 	if err != nil {
 		return err
 	}
-	return dp.Detach(rec.HostIf, rec.HostIfindex, rec.IP().To4(), nil)
+	return dp.Remove(rec.HostIf, rec.HostIfindex, rec.IPv4(), nil)
 }
 
 func (l *lazyDatapath) close() {
-	for _, dp := range []**Datapath{&l.dp, &l.ro} {
+	for _, dp := range []**datapath.Datapath{&l.dp, &l.ro} {
 		if *dp != nil {
 			(*dp).Close()
 			*dp = nil
@@ -90,12 +81,12 @@ func (l *lazyDatapath) close() {
 
 // readCounters reads through the full datapath when this process has it open,
 // else through the pinned maps alone (no programs are loaded to read).
-func (l *lazyDatapath) readCounters() (map[uint32]Counters, error) {
+func (l *lazyDatapath) readCounters() (map[uint32]datapath.Counters, error) {
 	if l.dp != nil {
 		return l.dp.ReadCounters()
 	}
 	if l.ro == nil {
-		ro, err := OpenDatapathMaps(l.pinDir)
+		ro, err := datapath.OpenDatapathMaps(l.pinDir)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
@@ -18,112 +19,15 @@ import (
 	"github.com/nswire/nswire/netops"
 )
 
-// tombstonePrefix marks a record whose detach has begun. Detach first
-// renames the record to its tombstone (one atomic rename), then removes the
-// programs, the veth and finally the tombstone, so a detach killed at any
-// point leaves a tombstone that gc, or the next attach or detach of that
-// target, finishes. Store.List ignores dot files: a tombstone is never taken
-// for an attached target.
-const tombstonePrefix = ".detaching-"
-
-func (s Store) tombstonePath(id string) string {
-	return filepath.Join(s.Dir, tombstonePrefix+recordFile(id))
-}
-
-// markDetaching moves the record of rec aside as its tombstone. When there
-// is no record file (a tombstone being finished, or a record already gone),
-// it writes rec as the tombstone unless one exists.
-func (s Store) markDetaching(rec *Record) error {
-	err := os.Rename(s.path(rec.ID), s.tombstonePath(rec.ID))
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		if err != nil {
-			return fmt.Errorf("mark %s detaching: %w", rec.DisplayName(), err)
-		}
-		return nil
-	}
-	if _, err := os.Stat(s.tombstonePath(rec.ID)); err == nil {
-		return nil
-	}
-	if err := s.Ensure(); err != nil {
-		return err
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode tombstone: %w", err)
-	}
-	f, err := os.CreateTemp(s.Dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write tombstone: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), s.tombstonePath(rec.ID))
-	}
-	if werr != nil {
-		return fmt.Errorf("write tombstone: %w", werr)
-	}
-	return nil
-}
-
-// clearDetaching removes the tombstone of id. Returns nil if there is none.
-func (s Store) clearDetaching(id string) error {
-	if err := os.Remove(s.tombstonePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove tombstone: %w", err)
-	}
-	return nil
-}
-
-// tombstones returns the records of every interrupted detach, and the paths
-// of tombstones that could not be decoded.
-func (s Store) tombstones() ([]*Record, []string, error) {
-	return s.scan(func(name string) bool { return strings.HasPrefix(name, tombstonePrefix) })
-}
-
-// getTombstone returns the tombstone of id, or (nil, nil) if there is none.
-func (s Store) getTombstone(id string) (*Record, error) {
-	r, err := readRecord(s.tombstonePath(id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	return r, err
-}
-
-// IDFromRecordFile returns the target ID a record (or tombstone) file name
-// stands for, or "" when the name is not one nswire writes. Docker IDs are 64
-// hex digits; "pid:N" and "netns:N" IDs are stored with '_' for ':'.
-func IDFromRecordFile(name string) string {
-	name = strings.TrimPrefix(name, tombstonePrefix)
-	base, ok := strings.CutSuffix(name, ".json")
-	if !ok || base == "" {
-		return ""
-	}
-	for _, kind := range []string{"pid_", "netns_"} {
-		if n, ok := strings.CutPrefix(base, kind); ok {
-			if n == "" || strings.Trim(n, "0123456789") != "" {
-				return ""
-			}
-			return strings.TrimSuffix(kind, "_") + ":" + n
-		}
-	}
-	if len(base) != 64 || strings.Trim(base, "0123456789abcdef") != "" {
-		return ""
-	}
-	return base
-}
-
 // findTombstone finds the tombstone of ref, matched as FindRecord matches
 // records. Returns (nil, nil) when there is none.
-func (m *Manager) findTombstone(ref string) (*Record, error) {
-	recs, _, err := m.store.tombstones()
+func (m *Manager) findTombstone(ref string) (*state.Record, error) {
+	recs, _, err := m.store.Tombstones()
 	if err != nil {
 		return nil, err
 	}
 	ref = strings.TrimPrefix(ref, "/")
-	var matches []*Record
+	var matches []*state.Record
 	for _, r := range recs {
 		switch {
 		case r.ID == ref, r.Name == ref, r.NetnsPath == ref && r.Kind == "netns":
@@ -169,7 +73,7 @@ func (r *GCReport) Failed() bool {
 // (for a container or PID, /proc/PID/ns/net, so that a dead container or a
 // reused PID is never taken for the recorded one) and the host veth must
 // still exist with the recorded ifindex.
-func (m *Manager) Staleness(rec *Record) string {
+func (m *Manager) Staleness(rec *state.Record) string {
 	var st unix.Stat_t
 	if err := unix.Stat(rec.NetnsPath, &st); err != nil {
 		if rec.PID != 0 {
@@ -198,173 +102,222 @@ func (m *Manager) Staleness(rec *Record) string {
 // directory and pins under the pin directory. Corrupt records are reported
 // and kept, and so is the veth their file name stands for.
 func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, err := m.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	rep := &GCReport{DryRun: dryRun, Items: []GCItem{}}
-	do := func(it GCItem, f func() error) {
-		if !dryRun {
-			if err := f(); err != nil {
-				it.Error = err.Error()
-			} else {
-				it.Removed = true
-			}
+	g := &gcRun{
+		m: m, rep: &GCReport{DryRun: dryRun, Items: []GCItem{}},
+		covered: map[string]bool{}, coveredIdx: map[uint32]bool{}, owned: map[string]bool{}, ownedIdx: map[uint32]bool{},
+	}
+	for _, phase := range []func() error{g.tombstones, g.records, g.veths, g.linkPins, g.mapEntries, g.programs} {
+		if err := phase(); err != nil {
+			return nil, err
 		}
-		rep.Items = append(rep.Items, it)
 	}
+	return g.rep, nil
+}
 
-	// 1. Interrupted detaches.
-	tombs, badTombs, err := m.store.tombstones()
-	if err != nil {
-		return nil, err
+// gcRun is one garbage collection: its report, and what its phases learn of
+// which host interfaces are owned (a live record) or covered (a teardown this
+// run does), so that later phases leave those alone.
+type gcRun struct {
+	m          *Manager
+	rep        *GCReport
+	covered    map[string]bool // host interfaces whose teardown gc runs
+	coveredIdx map[uint32]bool // and their ifindexes
+	owned      map[string]bool // host interfaces with a live record
+	ownedIdx   map[uint32]bool // and their ifindexes
+}
+
+// do records it and, unless this is a dry run, removes it with f.
+func (g *gcRun) do(it GCItem, f func() error) {
+	if !g.rep.DryRun {
+		if err := f(); err != nil {
+			it.Error = err.Error()
+		} else {
+			it.Removed = true
+		}
 	}
-	covered := map[string]bool{}    // host interfaces whose teardown gc runs
-	coveredIdx := map[uint32]bool{} // and their ifindexes
+	g.rep.Items = append(g.rep.Items, it)
+}
+
+func (g *gcRun) skip(name string) bool { return g.owned[name] || g.covered[name] }
+
+func (g *gcRun) cover(r *state.Record) {
+	g.covered[r.HostIf], g.coveredIdx[uint32(r.HostIfindex)] = true, true
+}
+
+// tombstones finishes interrupted detaches.
+func (g *gcRun) tombstones() error {
+	tombs, badTombs, err := g.m.store.Tombstones()
+	if err != nil {
+		return err
+	}
 	for _, r := range tombs {
-		covered[r.HostIf], coveredIdx[uint32(r.HostIfindex)] = true, true
-		do(GCItem{Kind: "tombstone", Name: r.DisplayName(), Reason: "its detach was interrupted: finishing it"}, func() error { return m.finishDetach(r) })
+		g.cover(r)
+		g.do(GCItem{Kind: "tombstone", Name: r.DisplayName(), Reason: "its detach was interrupted: finishing it"}, func() error { return g.m.finishDetach(r) })
 	}
 	for _, p := range badTombs {
-		do(GCItem{Kind: "tombstone", Name: p, Reason: "unreadable tombstone of an interrupted detach"}, func() error { return os.Remove(p) })
+		g.do(GCItem{Kind: "tombstone", Name: p, Reason: "unreadable tombstone of an interrupted detach"}, func() error { return os.Remove(p) })
 	}
+	return nil
+}
 
-	// 2. Records of targets that are gone.
-	recs, bad, err := m.store.List()
+// records tears down the records of targets that are gone, and reports
+// corrupt records (kept, with the veth their file name stands for).
+func (g *gcRun) records() error {
+	recs, bad, err := g.m.store.List()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	owned := map[string]bool{}     // host interfaces with a live record
-	ifindexes := map[uint32]bool{} // their ifindexes
 	for _, r := range recs {
-		if why := m.Staleness(r); why != "" {
+		if why := g.m.Staleness(r); why != "" {
 			if !r.Observed {
-				why += "; frees " + r.Address
+				why += "; frees " + r.Address.String()
 			}
-			covered[r.HostIf], coveredIdx[uint32(r.HostIfindex)] = true, true
-			do(GCItem{Kind: "record", Name: r.DisplayName(), Reason: why}, func() error { return m.teardown(r) })
+			g.cover(r)
+			g.do(GCItem{Kind: "record", Name: r.DisplayName(), Reason: why}, func() error { return g.m.teardown(r) })
 			continue
 		}
-		rep.Live++
-		owned[r.HostIf] = true
-		ifindexes[uint32(r.HostIfindex)] = true
+		g.rep.Live++
+		g.owned[r.HostIf] = true
+		g.ownedIdx[uint32(r.HostIfindex)] = true
 	}
 	for _, p := range bad {
-		id := IDFromRecordFile(filepath.Base(p))
+		id := state.IDFromRecordFile(filepath.Base(p))
 		reason := "corrupt or truncated record: kept, not trusted; inspect it, delete it, then run `nswire gc` again"
 		if id != "" {
-			owned[netops.HostVethName(id)] = true
+			g.owned[netops.HostVethName(id)] = true
 			reason += fmt.Sprintf(" (its veth %s is kept too)", netops.HostVethName(id))
 		}
-		rep.Items = append(rep.Items, GCItem{Kind: "corrupt-record", Name: p, Reason: reason})
+		g.rep.Items = append(g.rep.Items, GCItem{Kind: "corrupt-record", Name: p, Reason: reason})
 	}
-	skip := func(name string) bool { return owned[name] || covered[name] }
+	return nil
+}
 
-	// 3. nswire host veths without a record.
+// veths removes nswire host veths without a record: only nsw veths whose
+// peer is in another namespace and that carry this state dir's tag.
+func (g *gcRun) veths() error {
+	m := g.m
 	links, err := netops.LinkList(m.host)
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return fmt.Errorf("list links: %w", err)
 	}
 	for _, l := range links {
 		a := l.Attrs()
-		if !netops.IsHostVethName(a.Name) || skip(a.Name) || l.Type() != "veth" || a.NetNsID < 0 {
-			continue // not ours: only nsw veths whose peer is in another namespace
-		}
-		if a.Alias != m.vethTag() {
-			continue // made by an nswire with another state dir
+		if !netops.IsHostVethName(a.Name) || g.skip(a.Name) || l.Type() != "veth" || a.NetNsID < 0 || a.Alias != m.vethTag() {
+			continue // not ours, or made by an nswire with another state dir
 		}
 		name, idx := a.Name, a.Index
-		do(GCItem{Kind: "veth", Name: name, Reason: "no record owns it (an attach was interrupted)"}, func() error {
+		g.do(GCItem{Kind: "veth", Name: name, Reason: "no record owns it (an attach was interrupted)"}, func() error {
 			if pinned(m.cfg.PinDir) {
-				if err := m.dp.detach(&Record{HostIf: name, HostIfindex: idx}); err != nil {
+				if err := m.dp.remove(&state.Record{HostIf: name, HostIfindex: idx}); err != nil {
 					return err
 				}
 			}
 			return netops.DeleteLink(m.host, name)
 		})
 	}
+	return nil
+}
 
-	// 4. Link pins of interfaces without a record.
-	linkDir := filepath.Join(m.cfg.PinDir, "links")
-	if entries, err := os.ReadDir(linkDir); err == nil {
-		for _, e := range entries {
-			if !e.IsDir() || skip(e.Name()) || netops.ValidateIfName(e.Name()) != nil {
-				continue
+// linkPins removes the link pins of interfaces without a record.
+func (g *gcRun) linkPins() error {
+	linkDir := filepath.Join(g.m.cfg.PinDir, "links")
+	entries, err := os.ReadDir(linkDir)
+	if err != nil {
+		return nil // no pins
+	}
+	for _, e := range entries {
+		if !e.IsDir() || g.skip(e.Name()) || netops.ValidateIfName(e.Name()) != nil {
+			continue
+		}
+		p := filepath.Join(linkDir, e.Name())
+		if !g.rep.DryRun {
+			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+				continue // removed with its veth by the veths phase
 			}
-			p := filepath.Join(linkDir, e.Name())
-			if !dryRun {
-				if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-					continue // removed with its veth above
-				}
-			}
-			do(GCItem{Kind: "link-pins", Name: p, Reason: "no record owns interface " + e.Name()}, func() error { return os.RemoveAll(p) })
+		}
+		g.do(GCItem{Kind: "link-pins", Name: p, Reason: "no record owns interface " + e.Name()}, func() error { return os.RemoveAll(p) })
+	}
+	return nil
+}
+
+// mapEntries removes endpoint and address map entries of no recorded
+// interface.
+func (g *gcRun) mapEntries() error {
+	pinDir := g.m.cfg.PinDir
+	if !pinned(pinDir) {
+		return nil
+	}
+	objs, err := bpf.OpenMaps(pinDir)
+	if err != nil {
+		g.rep.Items = append(g.rep.Items, GCItem{Kind: "map-entry", Name: pinDir, Reason: "cannot open the pinned maps", Error: err.Error()})
+		return nil
+	}
+	defer objs.Close()
+	eps, err := objs.AllEndpoints()
+	if err != nil {
+		return err
+	}
+	var stale []uint32
+	for idx := range eps {
+		if !g.ownedIdx[idx] && !g.coveredIdx[idx] {
+			stale = append(stale, idx)
 		}
 	}
+	sort.Slice(stale, func(i, j int) bool { return stale[i] < stale[j] })
+	for _, idx := range stale {
+		g.do(GCItem{Kind: "map-entry", Name: fmt.Sprintf("endpoint ifindex %d", idx), Reason: "no record has this host ifindex"},
+			func() error { return objs.DeleteEndpoint(int(idx), nil, nil) })
+	}
+	g.addressEntries(objs, eps)
+	return nil
+}
 
-	// 5. Endpoint map entries of no recorded interface.
-	if pinned(m.cfg.PinDir) {
-		objs, err := bpf.OpenMaps(m.cfg.PinDir)
-		if err == nil {
-			defer objs.Close()
-		}
-		if err != nil {
-			rep.Items = append(rep.Items, GCItem{Kind: "map-entry", Name: m.cfg.PinDir, Reason: "cannot open the pinned maps", Error: err.Error()})
-		} else {
-			eps, err := objs.AllEndpoints()
-			if err != nil {
-				return nil, err
-			}
-			var stale []uint32
-			for idx := range eps {
-				if !ifindexes[idx] && !coveredIdx[idx] {
-					stale = append(stale, idx)
-				}
-			}
-			sort.Slice(stale, func(i, j int) bool { return stale[i] < stale[j] })
-			for _, idx := range stale {
-				do(GCItem{Kind: "map-entry", Name: fmt.Sprintf("endpoint ifindex %d", idx), Reason: "no record has this host ifindex"},
-					func() error { return objs.DeleteEndpoint(int(idx), nil, nil) })
-			}
-			// Address entries whose endpoint is gone.
-			var (
-				k     bpf.IPKey
-				owner uint32
-				keys  []bpf.IPKey
-			)
-			it := objs.EndpointsByIp.Iterate()
-			for it.Next(&k, &owner) {
-				if _, ok := eps[owner]; (!ok || !ifindexes[owner]) && !coveredIdx[owner] {
-					keys = append(keys, k)
-				}
-			}
-			if err := it.Err(); err != nil {
-				rep.Items = append(rep.Items, GCItem{Kind: "map-entry", Name: m.cfg.PinDir, Reason: "cannot list the address entries", Error: err.Error()})
-			}
-			for _, k := range keys {
-				ip := net.IP(k.Addr[:4])
-				if k.Family != 4 {
-					ip = net.IP(k.Addr[:])
-				}
-				do(GCItem{Kind: "map-entry", Name: "address " + ip.String(), Reason: "its endpoint has no record"}, func() error {
-					if err := objs.EndpointsByIp.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-						return err
-					}
-					return nil
-				})
-			}
+// addressEntries removes address map entries whose endpoint is gone.
+func (g *gcRun) addressEntries(objs *bpf.Objects, eps map[uint32]bpf.Endpoint) {
+	var (
+		k     bpf.IPKey
+		owner uint32
+		keys  []bpf.IPKey
+	)
+	it := objs.EndpointsByIp.Iterate()
+	for it.Next(&k, &owner) {
+		if _, ok := eps[owner]; (!ok || !g.ownedIdx[owner]) && !g.coveredIdx[owner] {
+			keys = append(keys, k)
 		}
 	}
+	if err := it.Err(); err != nil {
+		g.rep.Items = append(g.rep.Items, GCItem{Kind: "map-entry", Name: g.m.cfg.PinDir, Reason: "cannot list the address entries", Error: err.Error()})
+	}
+	for _, k := range keys {
+		ip := net.IP(k.Addr[:4])
+		if k.Family != 4 {
+			ip = net.IP(k.Addr[:])
+		}
+		g.do(GCItem{Kind: "map-entry", Name: "address " + ip.String(), Reason: "its endpoint has no record"}, func() error {
+			if err := objs.EndpointsByIp.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return err
+			}
+			return nil
+		})
+	}
+}
 
-	// 6. Program pins of other nswire versions that no link runs any more.
-	dirs, err := bpf.GCPrograms(m.cfg.PinDir, dryRun)
+// programs collects program pins of other nswire versions that no link runs
+// any more.
+func (g *gcRun) programs() error {
+	dirs, err := bpf.GCPrograms(g.m.cfg.PinDir, g.rep.DryRun)
 	for _, d := range dirs {
-		rep.Items = append(rep.Items, GCItem{Kind: "programs", Name: d, Reason: "programs of another nswire version that no link runs", Removed: !dryRun})
+		g.rep.Items = append(g.rep.Items, GCItem{Kind: "programs", Name: d, Reason: "programs of another nswire version that no link runs", Removed: !g.rep.DryRun})
 	}
 	if err != nil {
-		rep.Items = append(rep.Items, GCItem{Kind: "programs", Name: m.cfg.PinDir, Reason: "cannot collect old program pins", Error: err.Error()})
+		g.rep.Items = append(g.rep.Items, GCItem{Kind: "programs", Name: g.m.cfg.PinDir, Reason: "cannot collect old program pins", Error: err.Error()})
 	}
-	return rep, nil
+	return nil
 }
 
 // pinned reports whether the datapath maps are pinned under pinDir.
@@ -379,9 +332,9 @@ func pinned(pinDir string) bool {
 
 // finishDetach finishes the interrupted detach of tomb. If the target was
 // attached again since (a record exists), only the tombstone goes.
-func (m *Manager) finishDetach(tomb *Record) error {
+func (m *Manager) finishDetach(tomb *state.Record) error {
 	if r, err := m.store.Get(tomb.ID); err == nil && r != nil {
-		return m.store.clearDetaching(tomb.ID)
+		return m.store.ClearDetaching(tomb.ID)
 	}
 	return m.teardown(tomb)
 }

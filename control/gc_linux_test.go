@@ -2,15 +2,14 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 	"github.com/nswire/nswire/test/testenv"
 )
@@ -77,7 +76,7 @@ func TestStalenessUsesNamespaceIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	rec := sampleRecord()
+	rec := &state.Record{ID: "0123456789abcdef", Name: "web", Kind: state.KindDocker, HostIf: "nsw0011aabb", HostIfindex: 7}
 	rec.PID = os.Getpid()
 	rec.NetnsPath = "/proc/self/ns/net"
 	rec.NetnsInode = m.hostInode + 1
@@ -87,77 +86,5 @@ func TestStalenessUsesNamespaceIdentity(t *testing.T) {
 	rec.NetnsPath = "/nonexistent"
 	if why := m.Staleness(rec); !strings.Contains(why, "is gone") {
 		t.Fatalf("Staleness = %q", why)
-	}
-}
-
-func TestIDFromRecordFile(t *testing.T) {
-	id := strings.Repeat("0123456789abcdef", 4)
-	for name, want := range map[string]string{
-		id + ".json":                   id,
-		tombstonePrefix + id + ".json": id,
-		"netns_4026532251.json":        "netns:4026532251",
-		"pid_42.json":                  "pid:42",
-		"netns_.json":                  "",
-		"netns_12a.json":               "",
-		"lock":                         "",
-		".tmp-123.json":                "",
-		strings.ToUpper(id) + ".json":  "",
-		id[:63] + ".json":              "",
-		recordFile("netns:4026532251"): "netns:4026532251",
-		recordFile(id):                 id,
-	} {
-		if got := IDFromRecordFile(name); got != want {
-			t.Errorf("IDFromRecordFile(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
-// FuzzIDFromRecordFile: any file name maps to "" or to an ID whose record
-// file name is that name (gc protects the veth of a corrupt record by it).
-func FuzzIDFromRecordFile(f *testing.F) {
-	f.Add("netns_4026532251.json")
-	f.Add(strings.Repeat("ab", 32) + ".json")
-	f.Add(".detaching-pid_1.json")
-	f.Fuzz(func(t *testing.T, name string) {
-		id := IDFromRecordFile(name)
-		if id == "" {
-			return
-		}
-		if got := recordFile(id); got != strings.TrimPrefix(name, tombstonePrefix) {
-			t.Fatalf("IDFromRecordFile(%q) = %q, whose file is %q", name, id, got)
-		}
-	})
-}
-
-// TestCorruptRecordsAreReportedNotTrusted: every hand-made corrupt or
-// truncated record of the fuzz corpus is refused by DecodeRecord and listed
-// as bad by Store.List, never returned as a record.
-func TestCorruptRecordsAreReportedNotTrusted(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeRecord")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := Store{Dir: t.TempDir()}
-	n := 0
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "seed-") || e.Name() == "seed-valid" {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		lines := strings.SplitN(string(b), "\n", 2)
-		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(lines[1]), "[]byte("), ")"))
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		if r, err := DecodeRecord([]byte(data)); err == nil {
-			t.Errorf("%s: decoded as %+v", e.Name(), r)
-		}
-		os.WriteFile(filepath.Join(store.Dir, fmt.Sprintf("%064x.json", n)), []byte(data), 0o600)
-		n++
-	}
-	recs, bad, err := store.List()
-	if err != nil || len(recs) != 0 || len(bad) != n || n < 8 {
-		t.Fatalf("List: %d records, %d bad of %d, %v", len(recs), len(bad), n, err)
 	}
 }

@@ -3,16 +3,18 @@ package control
 import (
 	"context"
 	"strings"
+
+	"github.com/nswire/nswire/control/state"
 )
 
 // ListRow is one line of `nswire ls`: an attached target, or (with all) a
 // running --network=none container that is not wired.
 type ListRow struct {
-	Name   string  `json:"name"`
-	ID     string  `json:"id"`
-	PID    int     `json:"pid"`
-	Wired  bool    `json:"wired"`
-	Record *Record `json:"attachment,omitempty"`
+	Name   string        `json:"name"`
+	ID     string        `json:"id"`
+	PID    int           `json:"pid"`
+	Wired  bool          `json:"wired"`
+	Record *state.Record `json:"attachment,omitempty"`
 }
 
 // List returns the attached targets and, when all is set, the running

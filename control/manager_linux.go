@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/docker/docker/client"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -17,7 +19,7 @@ import (
 
 // Config is where nswire keeps its state and how it reports progress.
 type Config struct {
-	StateDir string    // default DefaultStateDir
+	StateDir string    // default state.DefaultStateDir
 	PinDir   string    // default bpf pin dir
 	Verbose  io.Writer // per-step progress when non-nil
 	// FailAfterStep, when > 0, makes an attach fail right after its step
@@ -33,7 +35,7 @@ type Config struct {
 // separate processes coordinate through the state lock.
 type Manager struct {
 	cfg       Config
-	store     Store
+	store     state.Store
 	host      *netlink.Handle
 	hostNS    netns.NsHandle
 	hostInode uint64
@@ -59,26 +61,22 @@ func OpenForDoctor(cfg Config) (*Manager, error) { return openManager(cfg) }
 
 func openManager(cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
+		cfg.StateDir = state.DefaultStateDir
 	}
 	if cfg.PinDir == "" {
 		cfg.PinDir = bpf.DefaultPinDir
 	}
-	hostNS, err := netns.GetFromPath("/proc/self/ns/net")
+	hostNS, h, err := netops.HostNetns()
 	if err != nil {
-		return nil, fmt.Errorf("open host netns: %w", err)
+		return nil, err
 	}
 	ino, err := netops.Inode(hostNS)
 	if err != nil {
+		h.Close()
 		hostNS.Close()
 		return nil, err
 	}
-	h, err := netlink.NewHandle() // this thread's namespace, the host's: no setns needed
-	if err != nil {
-		hostNS.Close()
-		return nil, fmt.Errorf("open netlink: %w", err)
-	}
-	m := &Manager{cfg: cfg, store: Store{Dir: cfg.StateDir}, host: h, hostNS: hostNS, hostInode: ino}
+	m := &Manager{cfg: cfg, store: state.Store{Dir: cfg.StateDir}, host: h, hostNS: hostNS, hostInode: ino}
 	m.dp = newDatapathOps(cfg.PinDir)
 	return m, nil
 }
@@ -96,7 +94,7 @@ func (m *Manager) Close() {
 }
 
 // Store returns the record store.
-func (m *Manager) Store() Store { return m.store }
+func (m *Manager) Store() state.Store { return m.store }
 
 // capability names and numbers nswire needs, with why.
 var neededCaps = []struct {
@@ -201,3 +199,6 @@ func (m *Manager) crashPoint(k int) {
 		os.Exit(CrashExitCode)
 	}
 }
+
+// Host is the netlink handle of the host's network namespace.
+func (m *Manager) Host() *netlink.Handle { return m.host }

@@ -3,6 +3,9 @@ package control
 import (
 	"context"
 	"fmt"
+
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 )
 
 // SetMode switches an attached target's datapath between off, observe and
@@ -10,15 +13,11 @@ import (
 // fastpath only the endpoint record changes (the attached programs read the
 // mode per packet), so open connections see no gap. The fast path is refused
 // on a Docker network with enable_icc=false unless force is set.
-func (m *Manager) SetMode(ctx context.Context, ref, mode, attachMode string, force bool) (*Record, error) {
-	if err := checkModeName(mode); err != nil {
-		return nil, err
-	}
-	if attachMode == "" {
-		attachMode = "auto"
-	}
-	if err := checkAttachModeName(attachMode); err != nil {
-		return nil, err
+// mode and hook are parsed (datapath.ParseMode, datapath.ParseHook); hook ""
+// is auto.
+func (m *Manager) SetMode(ctx context.Context, ref string, mode datapath.Mode, hook datapath.Hook, force bool) (*state.Record, error) {
+	if hook == datapath.HookNone {
+		hook = datapath.HookAuto
 	}
 	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
@@ -31,10 +30,10 @@ func (m *Manager) SetMode(ctx context.Context, ref, mode, attachMode string, for
 	if !m.hostLinkMatches(rec) {
 		return nil, fmt.Errorf("the host veth %s of %s is gone (the container stopped?): `nswire detach %s` clears the record", rec.HostIf, rec.DisplayName(), rec.DisplayName())
 	}
-	if rec.Observed && mode == ModeFastpath {
+	if rec.Observed && mode == datapath.Fastpath {
 		return nil, fmt.Errorf("%s is only observed (nswire did not wire it): the fast path needs a container nswire attached", rec.DisplayName())
 	}
-	if mode == ModeFastpath && !force {
+	if mode == datapath.Fastpath && !force {
 		dn, err := m.bridgeNetwork(ctx, rec.Bridge)
 		if err != nil {
 			return nil, err
@@ -43,23 +42,21 @@ func (m *Manager) SetMode(ctx context.Context, ref, mode, attachMode string, for
 			return nil, fmt.Errorf("bridge %s belongs to Docker network %s with com.docker.network.bridge.enable_icc=false: the fast path would bypass that isolation between containers; use --force to fast-path anyway", rec.Bridge, dn.Name)
 		}
 	}
-	if rec.Mode == mode && (mode == ModeOff || attachMode == "auto" || attachMode == rec.AttachMode) {
+	if rec.Mode == mode && (mode == datapath.Off || hook == datapath.HookAuto || hook == rec.Hook) {
 		return rec, nil
 	}
 	prev := *rec
-	if rec.AttachMode == "tcx" || rec.AttachMode == "tc" {
-		if attachMode == "auto" {
-			attachMode = rec.AttachMode // keep how it is attached
-		}
+	if rec.Hook.Installed() && hook == datapath.HookAuto {
+		hook = rec.Hook // keep how it is installed
 	}
-	used, err := m.dp.setMode(rec, mode, attachMode)
+	used, err := m.dp.setMode(rec, mode, hook)
 	if err != nil {
 		return nil, fmt.Errorf("switch %s to %s: %w", rec.DisplayName(), mode, err)
 	}
-	rec.Mode, rec.AttachMode = mode, used
+	rec.Mode, rec.Hook = mode, used
 	if err := m.store.Put(rec); err != nil {
 		// Put the datapath back as the record says, so both agree.
-		m.dp.setMode(&prev, prev.Mode, prev.AttachMode)
+		m.dp.setMode(&prev, prev.Mode, prev.Hook)
 		return nil, err
 	}
 	return rec, nil

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/nswire/nswire/netops"
@@ -13,10 +16,30 @@ import (
 // ObserveRequest names a target nswire did not wire and the interface in
 // it whose traffic to count.
 type ObserveRequest struct {
-	Target     TargetSpec
-	IfName     string   // default eth0
-	AttachMode string   // auto, tcx, tc
-	CNI        *CNIInfo // a CNI attachment (chained plugin): record ID, name and kind from it
+	Target TargetSpec
+	IfName string        // default eth0
+	Hook   datapath.Hook // default auto
+	CNI    *CNIInfo      // a CNI attachment (chained plugin): record ID, name and kind from it
+}
+
+// ParseObserve checks an observe request as a user writes it and returns it
+// typed; Observe does not check the same things again.
+func ParseObserve(target TargetSpec, ifName, hook string) (ObserveRequest, error) {
+	r := ObserveRequest{Target: target, IfName: ifName}
+	if r.IfName == "" {
+		r.IfName = "eth0"
+	}
+	if err := target.Validate(); err != nil {
+		return r, err
+	}
+	if err := netops.ValidateIfName(r.IfName); err != nil {
+		return r, fmt.Errorf("--ifname: %w", err)
+	}
+	var err error
+	if r.Hook, err = datapath.ParseHook(hook); err != nil {
+		return r, fmt.Errorf("--hook: %w", err)
+	}
+	return r, nil
 }
 
 // Observe attaches only the counters to the host-side peer of the target's
@@ -24,23 +47,14 @@ type ObserveRequest struct {
 // namespace wired by hand. The peer is found as `ethtool -S` would show its
 // peer_ifindex, through netlink. The spoof guard stays off (nswire does not
 // own the endpoint's addresses).
-func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, bool, error) {
+func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*state.Record, bool, error) {
 	if req.IfName == "" {
 		req.IfName = "eth0"
 	}
-	if req.AttachMode == "" {
-		req.AttachMode = "auto"
+	if req.Hook == datapath.HookNone {
+		req.Hook = datapath.HookAuto
 	}
-	if err := req.Target.Validate(); err != nil {
-		return nil, false, err
-	}
-	if err := netops.ValidateIfName(req.IfName); err != nil {
-		return nil, false, fmt.Errorf("--ifname: %w", err)
-	}
-	if err := checkAttachModeName(req.AttachMode); err != nil {
-		return nil, false, err
-	}
-	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	lock, err := m.lock()
 	if err != nil {
 		return nil, false, err
 	}
@@ -50,7 +64,7 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 		return nil, false, err
 	}
 	defer t.Close()
-	req.CNI.identify(t)
+	t.identifyCNI(req.CNI)
 	if existing, err := m.store.Get(t.ID); err != nil {
 		return nil, false, err
 	} else if existing != nil {
@@ -64,40 +78,11 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 			return nil, false, err
 		}
 	}
-	nsh, err := netlink.NewHandleAt(t.NS)
+	rec, err := m.observedRecord(t, req)
 	if err != nil {
-		return nil, false, fmt.Errorf("open netlink in target netns: %w", err)
+		return nil, false, err
 	}
-	defer nsh.Close()
-	inner, err := nsh.LinkByName(req.IfName)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s has no interface %s (give another with --ifname)", t.Name, req.IfName)
-	}
-	peerIdx, err := netops.PeerIndex(inner)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", t.Name, err)
-	}
-	host, err := m.host.LinkByIndex(peerIdx)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: the peer of %s (ifindex %d) is not in the host namespace", t.Name, req.IfName, peerIdx)
-	}
-	if hv, ok := host.(*netlink.Veth); !ok || hv.Attrs().ParentIndex != inner.Attrs().Index {
-		return nil, false, fmt.Errorf("%s: host link %d (%s) is not the peer of its %s", t.Name, peerIdx, host.Attrs().Name, req.IfName)
-	}
-	rec := &Record{
-		Version: recordVersion, ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
-		NetnsPath: t.NetnsPath, NetnsInode: t.Inode, HostIf: host.Attrs().Name, HostIfindex: peerIdx,
-		IfName: req.IfName, MAC: inner.Attrs().HardwareAddr.String(), MTU: inner.Attrs().MTU,
-		Mode: ModeObserve, AttachMode: req.AttachMode, Observed: true, Created: time.Now().UTC(), CNI: req.CNI,
-	}
-	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
-		rec.Address = addrs[0].IPNet.String()
-	}
-	if host.Attrs().MasterIndex > 0 {
-		if br, err := m.host.LinkByIndex(host.Attrs().MasterIndex); err == nil {
-			rec.Bridge = br.Attrs().Name
-		}
-	}
+	rec.CNI = req.CNI
 	recs, _, err := m.store.List()
 	if err != nil {
 		return nil, false, err
@@ -109,13 +94,13 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*Record, boo
 		{
 			name: "datapath",
 			do: func() error {
-				used, err := m.dp.attach(rec, rec.AttachMode)
+				used, err := m.dp.install(rec, rec.Hook)
 				if err == nil {
-					rec.AttachMode = used
+					rec.Hook = used
 				}
 				return err
 			},
-			undo: func() error { return m.dp.detach(rec) },
+			undo: func() error { return m.dp.remove(rec) },
 		},
 		{name: "record", do: func() error { return m.store.Put(rec) }, undo: func() error { return m.store.Delete(rec.ID) }},
 	})
@@ -143,4 +128,44 @@ func (m *Manager) Unobserve(ctx context.Context, ref string) (*DetachResult, err
 		return nil, fmt.Errorf("unobserve %s: %w", rec.DisplayName(), err)
 	}
 	return &DetachResult{Record: rec, Message: "stopped observing " + rec.DisplayName()}, nil
+}
+
+// observedRecord finds the host-side peer of the target's interface and
+// describes it as an observed record (no slot yet).
+func (m *Manager) observedRecord(t *Target, req ObserveRequest) (*state.Record, error) {
+	nsh, err := netops.HandleAt(t.NS)
+	if err != nil {
+		return nil, err
+	}
+	defer nsh.Close()
+	inner, err := netops.LinkByName(nsh, req.IfName)
+	if err != nil {
+		return nil, fmt.Errorf("%s has no interface %s (give another with --ifname)", t.Name, req.IfName)
+	}
+	peerIdx, err := netops.PeerIndex(inner)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	host, err := netops.LinkByIndex(m.host, peerIdx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the peer of %s (ifindex %d) is not in the host namespace", t.Name, req.IfName, peerIdx)
+	}
+	if hv, ok := host.(*netlink.Veth); !ok || hv.Attrs().ParentIndex != inner.Attrs().Index {
+		return nil, fmt.Errorf("%s: host link %d (%s) is not the peer of its %s", t.Name, peerIdx, host.Attrs().Name, req.IfName)
+	}
+	rec := &state.Record{
+		ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
+		NetnsPath: t.NetnsPath, NetnsInode: t.Inode, HostIf: host.Attrs().Name, HostIfindex: peerIdx,
+		IfName: req.IfName, MAC: inner.Attrs().HardwareAddr, MTU: inner.Attrs().MTU,
+		Mode: datapath.Observe, Hook: req.Hook, Observed: true, Created: time.Now().UTC(),
+	}
+	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
+		rec.Address = prefixOf(addrs[0].IPNet)
+	}
+	if host.Attrs().MasterIndex > 0 {
+		if br, err := netops.LinkByIndex(m.host, host.Attrs().MasterIndex); err == nil {
+			rec.Bridge = br.Attrs().Name
+		}
+	}
+	return rec, nil
 }

@@ -1,7 +1,10 @@
 package control
 
 import (
+	"net/netip"
 	"time"
+
+	"github.com/nswire/nswire/control/state"
 
 	"github.com/nswire/nswire/bpf"
 )
@@ -58,8 +61,8 @@ func ProtoKey(l3, l4 int) string {
 }
 
 // statsFrom turns a record and its (summed) counters into EndpointStats.
-func statsFrom(r *Record, c *bpf.Counters, now time.Time) EndpointStats {
-	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: r.Address, Mode: r.Mode, Time: now}
+func statsFrom(r *state.Record, c *bpf.Counters, now time.Time) EndpointStats {
+	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Time: now}
 	if c == nil {
 		return s
 	}
@@ -115,4 +118,12 @@ func rate(a, b Flow, dt float64) *Rate {
 		return nil
 	}
 	return &Rate{PacketsPerSec: float64(b.Packets-a.Packets) / dt, BytesPerSec: float64(b.Bytes-a.Bytes) / dt}
+}
+
+// prefixString is p in CIDR form, or "" when there is none.
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 )
 
 // Stats returns the counters of the attached targets named by refs (all of
@@ -17,11 +20,22 @@ func (m *Manager) Stats(ctx context.Context, refs []string) ([]EndpointStats, er
 	return m.statsOf(recs)
 }
 
+// AllStats returns every record and its counters (stats[i] is recs[i]'s),
+// read in one batch: one scrape of the metrics collector.
+func (m *Manager) AllStats() ([]*state.Record, []EndpointStats, error) {
+	recs, _, err := m.store.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	stats, err := m.statsOf(recs)
+	return recs, stats, err
+}
+
 // statsOf reads the counters of recs in one batch.
-func (m *Manager) statsOf(recs []*Record) ([]EndpointStats, error) {
+func (m *Manager) statsOf(recs []*state.Record) ([]EndpointStats, error) {
 	counted := false
 	for _, r := range recs {
-		if r.Mode != ModeOff {
+		if r.Mode != datapath.Off {
 			counted = true
 		}
 	}
@@ -39,7 +53,7 @@ func (m *Manager) statsOf(recs []*Record) ([]EndpointStats, error) {
 	}
 	now = time.Now()
 	for _, r := range recs {
-		if r.Mode == ModeOff {
+		if r.Mode == datapath.Off {
 			out = append(out, statsFrom(r, nil, now))
 			continue
 		}
@@ -50,12 +64,12 @@ func (m *Manager) statsOf(recs []*Record) ([]EndpointStats, error) {
 }
 
 // selectRecords returns the records of refs, or all records without refs.
-func (m *Manager) selectRecords(ctx context.Context, refs []string) ([]*Record, error) {
+func (m *Manager) selectRecords(ctx context.Context, refs []string) ([]*state.Record, error) {
 	if len(refs) == 0 {
 		recs, _, err := m.store.List()
 		return recs, err
 	}
-	var recs []*Record
+	var recs []*state.Record
 	for _, ref := range refs {
 		r, err := m.FindRecord(ctx, ref)
 		if err != nil {

@@ -108,10 +108,8 @@ func (m *Manager) resolveAny(ctx context.Context, spec TargetSpec) (*Target, err
 	return m.resolve(ctx, spec, false)
 }
 
+// spec was checked where it was parsed (AttachFlags.Parse, ParseObserve).
 func (m *Manager) resolve(ctx context.Context, spec TargetSpec, requireNone bool) (*Target, error) {
-	if err := spec.Validate(); err != nil {
-		return nil, err
-	}
 	t := &Target{}
 	var err error
 	switch {

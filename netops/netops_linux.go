@@ -53,6 +53,21 @@ func LinkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 	return l, nil
 }
 
+// LinkByIndex returns the link with index ifindex (`ip link show` by index),
+// or an error satisfying IsNotFound when there is none.
+func LinkByIndex(h *netlink.Handle, ifindex int) (netlink.Link, error) {
+	l, err := h.LinkByIndex(ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("find link with index %d: %w", ifindex, err)
+	}
+	return l, nil
+}
+
+// ThreadHandle is a handle that works in the network namespace of whichever
+// thread calls it, as netlink's package-level functions do; each request
+// opens its own socket.
+func ThreadHandle() *netlink.Handle { return &netlink.Handle{} }
+
 // LinkList lists all links, retrying an interrupted dump.
 func LinkList(h *netlink.Handle) ([]netlink.Link, error) {
 	return retryDump(h.LinkList)
@@ -339,4 +354,47 @@ func OpenNetnsPath(path string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("%s is a namespace, but not a network namespace", path)
 	}
 	return netns.NsHandle(fd), nil
+}
+
+// ResolveNeigh makes the kernel resolve ip on linkIndex now: it creates (or
+// reuses) the neighbour entry with NTF_USE, which sends an ARP request at
+// once (what `arping -c 1 -I DEV IP` provokes; `ip neigh` has no verb for it).
+func ResolveNeigh(h *netlink.Handle, linkIndex int, ip net.IP) error {
+	n := &netlink.Neigh{LinkIndex: linkIndex, Family: netlink.FAMILY_V4, IP: ip.To4(), Flags: netlink.NTF_USE}
+	if err := h.NeighSet(n); err != nil {
+		return fmt.Errorf("resolve %s: %w", ip, err)
+	}
+	return nil
+}
+
+// Neigh returns the IPv4 neighbour entry of ip on linkIndex (`ip neigh show
+// IP dev DEV`), or nil when there is none. An interrupted dump is retried.
+func Neigh(h *netlink.Handle, linkIndex int, ip net.IP) (*netlink.Neigh, error) {
+	ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, netlink.FAMILY_V4) })
+	if err != nil {
+		return nil, fmt.Errorf("list neighbours: %w", err)
+	}
+	for i := range ns {
+		if ns[i].IP.Equal(ip) {
+			return &ns[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// DelNeigh deletes the neighbour entry n (`ip neigh del IP dev DEV`). Returns
+// nil if it is already gone.
+func DelNeigh(h *netlink.Handle, n *netlink.Neigh) error {
+	if err := h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete neighbour %s: %w", n.IP, err)
+	}
+	return nil
+}
+
+// SetAlias sets the alias of link (`ip link set DEV alias ALIAS`).
+func SetAlias(h *netlink.Handle, link netlink.Link, alias string) error {
+	if err := h.LinkSetAlias(link, alias); err != nil {
+		return fmt.Errorf("set alias of %s: %w", link.Attrs().Name, err)
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nswire/nswire/control/datapath"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/nswire/nswire/control"
@@ -59,7 +61,7 @@ func BenchmarkAttach(b *testing.B) {
 			var att, det []time.Duration
 			for range rounds {
 				t0 := time.Now()
-				if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{Container: id}, Mode: mode.mode, AttachMode: mode.attach}, false); err != nil {
+				if _, err := m.Attach(ctx, control.AttachRequest{Target: control.TargetSpec{Container: id}, Mode: datapath.Mode(mode.mode), Hook: datapath.Hook(mode.attach)}, false); err != nil {
 					b.Fatal(err)
 				}
 				att = append(att, time.Since(t0))

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nswire/nswire/control/state"
+
+	"github.com/nswire/nswire/control/bench"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/vishvananda/netlink"
 
-	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/test/testenv"
 )
 
@@ -56,12 +59,12 @@ func benchLeftovers(t *testing.T, e *env, cli *client.Client, linksBefore map[st
 	}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, d := range ents {
-		if strings.HasPrefix(d.Name(), control.BenchNetnsPrefix) {
+		if strings.HasPrefix(d.Name(), bench.NetnsPrefix) {
 			left = append(left, "netns "+d.Name())
 		}
 	}
 	if cli != nil {
-		cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", control.BenchLabel))})
+		cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", bench.Label))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +72,7 @@ func benchLeftovers(t *testing.T, e *env, cli *client.Client, linksBefore map[st
 			left = append(left, "container "+strings.Join(c.Names, ","))
 		}
 	}
-	recs, _, _ := control.Store{Dir: e.stateDir}.List()
+	recs, _, _ := state.Store{Dir: e.stateDir}.List()
 	for _, r := range recs {
 		left = append(left, "record "+r.DisplayName())
 	}
@@ -79,7 +82,7 @@ func benchLeftovers(t *testing.T, e *env, cli *client.Client, linksBefore map[st
 // checkBenchResult asserts that r is complete and consistent: every variant
 // × workload × figure present once per round, numbers positive, ratios the
 // quotients of the medians shown.
-func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
+func checkBenchResult(t *testing.T, r *bench.Result, variants []string) {
 	t.Helper()
 	if !slices.Equal(r.Variants, variants) {
 		t.Fatalf("variants run %v, want %v (notes %v)", r.Variants, variants, r.Notes)
@@ -94,7 +97,7 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 		if s.Seconds <= 0 {
 			t.Errorf("sample %s/%s measured %v s", s.Variant, s.Workload, s.Seconds)
 		}
-		for _, md := range control.BenchMetrics(s.Workload) {
+		for _, md := range bench.Metrics(s.Workload) {
 			if _, ok := s.Metrics[md.Key]; !ok {
 				t.Errorf("sample %s/%s has no %s", s.Variant, s.Workload, md.Key)
 			}
@@ -109,9 +112,9 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 	}
 	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
 	for _, w := range r.Config.Workloads {
-		for _, md := range control.BenchMetrics(w) {
-			off, hasOff := r.Figure(w, md.Key, control.VariantOff)
-			lo, hasLo := r.Figure(w, md.Key, control.VariantLoopback)
+		for _, md := range bench.Metrics(w) {
+			off, hasOff := r.Figure(w, md.Key, bench.VariantOff)
+			lo, hasLo := r.Figure(w, md.Key, bench.VariantLoopback)
 			for _, v := range variants {
 				f, ok := r.Figure(w, md.Key, v)
 				if !ok {
@@ -127,7 +130,7 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 				for _, c := range []struct {
 					name  string
 					has   bool
-					base  control.BenchFigure
+					base  bench.Figure
 					ratio *float64
 				}{{"off", hasOff, off, f.VsOff}, {"loopback", hasLo, lo, f.VsLoopback}} {
 					switch {
@@ -146,19 +149,19 @@ func checkBenchResult(t *testing.T, r *control.BenchResult, variants []string) {
 	if e.Kernel == "" || e.CPUs <= 0 || e.MTU <= 0 || e.Offloads == "" || e.BridgeNetfilter == "" || e.Pinning == "" {
 		t.Errorf("incomplete header: %+v", e)
 	}
-	if slices.Contains(variants, control.VariantFastpath) && e.AttachMode != "tcx" && e.AttachMode != "tc" {
+	if slices.Contains(variants, bench.VariantFastpath) && e.AttachMode != "tcx" && e.AttachMode != "tc" {
 		t.Errorf("attach mode %q, want tcx or tc", e.AttachMode)
 	}
 }
 
 // runBench runs a tiny bench with -o json and --out, checks the saved file
 // is the printed result, and returns it.
-func runBench(t *testing.T, e *env, extra ...string) *control.BenchResult {
+func runBench(t *testing.T, e *env, extra ...string) *bench.Result {
 	t.Helper()
 	out := t.TempDir()
 	args := append(slices.Clone(tinyBench), append(extra, "-o", "json", "--out", out, "--plot", filepath.Join(out, "b.png"))...)
 	stdout := e.ok(args...)
-	var r control.BenchResult
+	var r bench.Result
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("bench -o json printed no result: %v\n%s", err, stdout)
 	}
@@ -166,7 +169,7 @@ func runBench(t *testing.T, e *env, extra ...string) *control.BenchResult {
 	if len(files) != 1 {
 		t.Fatalf("--out holds %v, want one bench-*.json", files)
 	}
-	saved, err := control.ReadBenchResult(files[0])
+	saved, err := bench.ReadResult(files[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +211,7 @@ func TestBenchDocker(t *testing.T) {
 	testenv.Image(t)
 	before := nswLinks(t)
 	r := runBench(t, e)
-	checkBenchResult(t, r, control.BenchVariants)
+	checkBenchResult(t, r, bench.Variants)
 	if !strings.HasPrefix(r.Env.Subjects, "containers") {
 		t.Errorf("subjects %q", r.Env.Subjects)
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/metrics"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/test/testenv"
 )
 
@@ -93,9 +95,9 @@ func parseResult(t *testing.T, out string) *current.Result {
 }
 
 // cniRecords lists nswire's records in the network's state dir.
-func cniRecords(t testing.TB, n *testenv.CNINet) []*control.Record {
+func cniRecords(t testing.TB, n *testenv.CNINet) []*state.Record {
 	t.Helper()
-	recs, bad, err := control.Store{Dir: n.StateDir}.List()
+	recs, bad, err := state.Store{Dir: n.StateDir}.List()
 	if err != nil || len(bad) > 0 {
 		t.Fatalf("list records: %v (corrupt: %v)", err, bad)
 	}
@@ -204,13 +206,13 @@ func TestCNIStandalone(t *testing.T) {
 	}
 	r := recs[0]
 	if r.ID != cnitoolID(path) || r.Kind != "cni" || r.Name != "team-a/web-1" || r.CNI == nil ||
-		r.CNI.PodNamespace != "team-a" || r.CNI.PodName != "web-1" || r.CNI.Network != n.Name || r.Address != want || r.Mode != "observe" {
+		r.CNI.PodNamespace != "team-a" || r.CNI.PodName != "web-1" || r.CNI.Network != n.Name || r.Address.String() != want || r.Mode != "observe" {
 		t.Errorf("record %+v cni %+v", r, r.CNI)
 	}
-	if r.AttachMode != "tcx" && r.AttachMode != "tc" {
-		t.Errorf("record attach mode %q: no program attached", r.AttachMode)
+	if !r.Hook.Installed() {
+		t.Errorf("record hook %q: no program installed", r.Hook)
 	}
-	if r.HostIf != res.Interfaces[1].Name || r.MAC != res.Interfaces[2].Mac {
+	if r.HostIf != res.Interfaces[1].Name || r.MAC.String() != res.Interfaces[2].Mac {
 		t.Errorf("record %s/%s, result %s/%s", r.HostIf, r.MAC, res.Interfaces[1].Name, res.Interfaces[2].Mac)
 	}
 	// nswire ls shows it, with the pod.
@@ -237,7 +239,7 @@ func TestCNIStandalone(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(control.NewCollector(m))
+	reg.MustRegister(metrics.NewCollector(m))
 	mfs, err := reg.Gather()
 	m.Close()
 	if err != nil {
@@ -484,7 +486,7 @@ func TestCNIGC(t *testing.T) {
 		rts = append(rts, rt)
 	}
 	keep := cniRecords(t, n)
-	var kept *control.Record
+	var kept *state.Record
 	for _, r := range keep {
 		if r.ID == control.CNIRecordID("gc-1", "eth0") {
 			kept = r
@@ -597,11 +599,11 @@ func TestCNIChainedObserve(t *testing.T) {
 		t.Fatalf("%d records", len(recs))
 	}
 	r := recs[0]
-	if !r.Observed || r.HostIf != hostIf || r.ID != cnitoolID(path) || r.Name != "ns1/p1" || r.Address != res.IPs[0].Address.String() || r.Bridge != n.Bridge {
+	if !r.Observed || r.HostIf != hostIf || r.ID != cnitoolID(path) || r.Name != "ns1/p1" || r.Address.String() != res.IPs[0].Address.String() || r.Bridge != n.Bridge {
 		t.Errorf("record %+v, want observed %s with %s", r, hostIf, res.IPs[0].Address.String())
 	}
-	if r.AttachMode != "tcx" && r.AttachMode != "tc" {
-		t.Errorf("attach mode %q", r.AttachMode)
+	if !r.Hook.Installed() {
+		t.Errorf("hook %q", r.Hook)
 	}
 	if _, err := n.Cnitool(nil, "check", n.Name, path); err != nil {
 		t.Errorf("CHECK: %v", err)

@@ -120,7 +120,7 @@ network_config_dir = %q
 		t.Fatalf("%d records, want 2", len(recs))
 	}
 	for _, r := range recs {
-		if r.CNI == nil || len(r.CNI.ContainerID) != 64 || (r.Name != names[0] && r.Name != names[1]) || ips[r.Name]+"/24" != r.Address {
+		if r.CNI == nil || len(r.CNI.ContainerID) != 64 || (r.Name != names[0] && r.Name != names[1]) || ips[r.Name]+"/24" != r.Address.String() {
 			t.Errorf("record %s (%s, %s) does not match podman's %v", r.ID, r.Name, r.Address, ips)
 		}
 	}
@@ -241,11 +241,11 @@ state = %q
 		time.Sleep(50 * time.Millisecond)
 	}
 	r := cniRecords(t, n)[0]
-	if r.CNI.ContainerID != ns+"-"+name || r.NetnsPath != fmt.Sprintf("/proc/%d/ns/net", pid) || !strings.HasPrefix(r.Address, n.Prefix) {
+	if r.CNI.ContainerID != ns+"-"+name || r.NetnsPath != fmt.Sprintf("/proc/%d/ns/net", pid) || !strings.HasPrefix(r.Address.String(), n.Prefix) {
 		t.Errorf("record %s: container %s, netns %s, address %s", r.ID, r.CNI.ContainerID, r.NetnsPath, r.Address)
 	}
 	addr := mustRun(t, ctr, "-a", sock, "-n", ns, "t", "exec", "--exec-id", "a1", name, "/bin/ip", "-4", "-o", "addr", "show", "eth0")
-	if !strings.Contains(addr, r.Address) {
+	if !strings.Contains(addr, r.Address.String()) {
 		t.Errorf("eth0 in the task: %s, record %s", addr, r.Address)
 	}
 	mustRun(t, ctr, "-a", sock, "-n", ns, "t", "exec", "--exec-id", "p1", name, "/bin/ping", "-c", "1", "-W", "2", n.Gateway)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -153,8 +155,8 @@ func TestCountersExact(t *testing.T) {
 			cns := containerNS(t, pid)
 			quietNS(t, cns)
 			rec := e.attachJSON(id, "--attach-mode", am)
-			if rec.AttachMode != am {
-				t.Fatalf("attached with %q, asked %q", rec.AttachMode, am)
+			if string(rec.Hook) != am {
+				t.Fatalf("attached with %q, asked %q", rec.Hook, am)
 			}
 			inC := udpSocketIn(t, cns, rec.IP().String()+":9000")
 			onHost := udpSocketIn(t, hostNS(t), "172.17.0.1:0")
@@ -228,10 +230,10 @@ func TestCountersSurviveRestart(t *testing.T) {
 			}
 		}
 	}()
-	var rec *control.Record
+	var rec *state.Record
 	deadline := time.Now().Add(10 * time.Second)
 	for rec == nil && time.Now().Before(deadline) {
-		rec, _ = (control.Store{Dir: e.stateDir}).Get(id)
+		rec, _ = (state.Store{Dir: e.stateDir}).Get(id)
 		time.Sleep(20 * time.Millisecond)
 	}
 	if rec == nil {
@@ -426,7 +428,7 @@ func TestObserveDockerWired(t *testing.T) {
 	quietNS(t, cns)
 	before := snapshot(t, cns)
 	out := e.ok("observe", id, "-o", "json")
-	var rec control.Record
+	var rec state.Record
 	if err := json.Unmarshal([]byte(out), &rec); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -71,7 +73,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() {
 		// Whatever a failing test left: detach every record, then check the
 		// pin dir is empty and remove it.
-		recs, _, _ := control.Store{Dir: e.stateDir}.List()
+		recs, _, _ := state.Store{Dir: e.stateDir}.List()
 		for _, r := range recs {
 			e.run("detach", r.ID)
 		}
@@ -131,10 +133,10 @@ func (e *env) fails(args []string, want ...string) {
 	}
 }
 
-func (e *env) attachJSON(args ...string) *control.Record {
+func (e *env) attachJSON(args ...string) *state.Record {
 	e.t.Helper()
 	out := e.ok(append([]string{"attach", "-o", "json"}, args...)...)
-	var rec control.Record
+	var rec state.Record
 	if err := json.Unmarshal([]byte(out), &rec); err != nil {
 		e.t.Fatalf("attach -o json: %v\n%s", err, out)
 	}
@@ -233,11 +235,11 @@ func TestAttachDetachLifecycle(t *testing.T) {
 	before := snapshot(t, cns)
 
 	rec := e.attachJSON(name, "--mode", "off")
-	if rec.ID != id || rec.Name != name || rec.PID != pid || rec.IfName != "eth0" || rec.Bridge != "docker0" || rec.Gateway != "172.17.0.1" {
+	if rec.ID != id || rec.Name != name || rec.PID != pid || rec.IfName != "eth0" || rec.Bridge != "docker0" || rec.Gateway.String() != "172.17.0.1" {
 		t.Fatalf("record = %+v", rec)
 	}
-	if !strings.HasPrefix(rec.Address, "172.17.255.") || !strings.HasSuffix(rec.Address, "/16") {
-		t.Fatalf("automatic address %s is not from the top of 172.17.0.0/16", rec.Address)
+	if !strings.HasPrefix(rec.Address.String(), "172.17.255.") || !strings.HasSuffix(rec.Address.String(), "/16") {
+		t.Fatalf("automatic address %s is not from the top of 172.17.0.0/16", rec.Address.String())
 	}
 	// Host end: on docker0, up, named nsw+hash.
 	host, err := netlink.LinkByName(rec.HostIf)
@@ -255,8 +257,8 @@ func TestAttachDetachLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if eth0.Attrs().HardwareAddr.String() != rec.MAC || eth0.Attrs().ParentIndex != rec.HostIfindex {
-		t.Fatalf("eth0 mac %s peer %d, record %s %d", eth0.Attrs().HardwareAddr, eth0.Attrs().ParentIndex, rec.MAC, rec.HostIfindex)
+	if eth0.Attrs().HardwareAddr.String() != rec.MAC.String() || eth0.Attrs().ParentIndex != rec.HostIfindex {
+		t.Fatalf("eth0 mac %s peer %d, record %s %d", eth0.Attrs().HardwareAddr, eth0.Attrs().ParentIndex, rec.MAC.String(), rec.HostIfindex)
 	}
 	routes, _ := h.RouteList(nil, netlink.FAMILY_V4)
 	var gw string
@@ -274,7 +276,7 @@ func TestAttachDetachLifecycle(t *testing.T) {
 	}
 	// ls (table and json) shows it, from a new process.
 	ls := e.ok("ls")
-	for _, want := range []string{name, rec.HostIf, rec.Address, rec.MAC, "docker0", "off"} {
+	for _, want := range []string{name, rec.HostIf, rec.Address.String(), rec.MAC.String(), "docker0", "off"} {
 		if !strings.Contains(ls, want) {
 			t.Fatalf("ls does not show %q:\n%s", want, ls)
 		}
@@ -285,12 +287,12 @@ func TestAttachDetachLifecycle(t *testing.T) {
 	}
 	// Attach again with the same settings: exit 0, nothing changes.
 	hostBefore := hostSnapshot(t)
-	out := e.ok("attach", name, "--mode", "off", "--ip", rec.Address)
+	out := e.ok("attach", name, "--mode", "off", "--ip", rec.Address.String())
 	if !strings.Contains(out, "already attached") || hostSnapshot(t) != hostBefore {
 		t.Fatalf("re-attach changed something: %s", out)
 	}
 	// With other settings: an error naming the difference.
-	e.fails([]string{"attach", name, "--mode", "off", "--ip", "172.17.200.9/16"}, "already attached with other settings", "ip "+rec.Address+", asked 172.17.200.9/16")
+	e.fails([]string{"attach", name, "--mode", "off", "--ip", "172.17.200.9/16"}, "already attached with other settings", "ip "+rec.Address.String()+", asked 172.17.200.9/16")
 
 	// Detach: the veth, address and route are gone; the namespace is as before.
 	if out := e.ok("detach", name); !strings.Contains(out, "detached "+name) {
@@ -308,8 +310,8 @@ func TestAttachDetachLifecycle(t *testing.T) {
 	e.ok("detach", "no-such-container")
 	// Re-attach after detach works and gets the same stable MAC.
 	rec2 := e.attachJSON(name, "--mode", "off")
-	if rec2.MAC != rec.MAC {
-		t.Fatalf("MAC changed across attaches: %s then %s", rec.MAC, rec2.MAC)
+	if rec2.MAC.String() != rec.MAC.String() {
+		t.Fatalf("MAC changed across attaches: %s then %s", rec.MAC.String(), rec2.MAC.String())
 	}
 	e.ok("detach", id[:12])
 }
@@ -408,7 +410,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{name, "--ip", "172.17.0.1/16"}, []string{"is the gateway's address"}},
 		{[]string{name, "--ip", "10.1.2.3/16"}, []string{"outside the bridge subnet"}},
 		{[]string{name, "--ip", dockerIP}, []string{"--ip " + dockerIP + " is already in use by container " + dockerName}},
-		{[]string{name, "--ip", holder.Address}, []string{"already in use by " + holder.Name + " (nswire)"}},
+		{[]string{name, "--ip", holder.Address.String()}, []string{"already in use by " + holder.Name + " (nswire)"}},
 		{[]string{name, "--gateway", "10.9.9.9"}, []string{"--gateway 10.9.9.9 is outside the bridge subnet"}},
 		{[]string{name, "--ifname", "averyveryverylongname"}, []string{"is 21 bytes long: at most 15"}},
 		{[]string{name, "--ifname", "eth/1"}, []string{`contains '/'`}},
@@ -429,7 +431,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		if got := hostSnapshot(t); got != before {
 			t.Fatalf("attach %v changed the host:\n%s\nwant:\n%s", tc.args, got, before)
 		}
-		recs, _, _ := control.Store{Dir: e.stateDir}.List()
+		recs, _, _ := state.Store{Dir: e.stateDir}.List()
 		if len(recs) != 1 {
 			t.Fatalf("attach %v left %d records", tc.args, len(recs))
 		}
@@ -465,7 +467,7 @@ func TestRollbackAtEveryStep(t *testing.T) {
 		if got := snapshot(t, cns); got != nsBefore {
 			t.Fatalf("after a fault at step %d the container has:\n%s\nwant:\n%s", k, got, nsBefore)
 		}
-		if recs, bad, _ := (control.Store{Dir: e.stateDir}).List(); len(recs)+len(bad) != 0 {
+		if recs, bad, _ := (state.Store{Dir: e.stateDir}).List(); len(recs)+len(bad) != 0 {
 			t.Fatalf("after a fault at step %d: %d records left", k, len(recs)+len(bad))
 		}
 		if left := pinsUnder(e.pinDir); len(left) != 0 {
@@ -532,7 +534,7 @@ func TestDetachAfterKill(t *testing.T) {
 	if _, err := netlink.LinkByName(rec.HostIf); err == nil {
 		t.Fatalf("host veth %s left after detach of a killed container", rec.HostIf)
 	}
-	if recs, _, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) != 0 {
+	if recs, _, _ := (state.Store{Dir: e.stateDir}).List(); len(recs) != 0 {
 		t.Fatal("record left after detach of a killed container")
 	}
 	if left := pinsUnder(e.pinDir); len(left) != 0 {

@@ -124,9 +124,9 @@ func TestSpoofGuard(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			recA, recB := e.attachJSON(idA, "--mode", mode), e.attachJSON(idB, "--mode", mode)
 			defer e.ok("detach", idA, idB)
-			macA, _ := net.ParseMAC(recA.MAC)
-			macB, _ := net.ParseMAC(recB.MAC)
-			ipA, ipB := recA.IP(), recB.IP()
+			macA, _ := net.ParseMAC(recA.MAC.String())
+			macB, _ := net.ParseMAC(recB.MAC.String())
+			ipA, ipB := recA.IPv4(), recB.IPv4()
 			b := udpSocketIn(t, nsB, ipB.String()+":9100")
 			a := udpSocketIn(t, nsA, ipA.String()+":9100")
 			warmARP(t, a, b) // legitimate ARP and UDP both ways: nothing dropped
@@ -143,7 +143,7 @@ func TestSpoofGuard(t *testing.T) {
 				{"B's IP as source", "src-ipv4", udpFrame(macB, macA, ipB, ipB, 9100, []byte("spoofed-ip"))},
 				{"a made-up IP as source", "src-ipv4", udpFrame(macB, macA, net.IPv4(172, 17, 9, 9), ipB, 9100, []byte("spoofed-ip2"))},
 				{"ARP reply claiming B's IP", "arp-spoof", arpFrame(bcast, macA, 2, macA, ipB, bcast, ipB)},
-				{"ARP request with B's IP as sender", "arp-spoof", arpFrame(bcast, macA, 1, macA, ipB, net.HardwareAddr{0, 0, 0, 0, 0, 0}, net.ParseIP(recA.Gateway))},
+				{"ARP request with B's IP as sender", "arp-spoof", arpFrame(bcast, macA, 1, macA, ipB, net.HardwareAddr{0, 0, 0, 0, 0, 0}, net.ParseIP(recA.Gateway.String()))},
 			} {
 				before := e.stats(idA).Drops[tc.reason]
 				raw.send(t, tc.frame)

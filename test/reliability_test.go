@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -48,7 +50,7 @@ func (tg *target) args(extra ...string) []string {
 }
 
 // attach attaches tg and returns its record.
-func (tg *target) attach(e *env, extra ...string) *control.Record {
+func (tg *target) attach(e *env, extra ...string) *state.Record {
 	return e.attachJSON(tg.args(extra...)[1:]...)
 }
 
@@ -206,7 +208,7 @@ func assertClean(t *testing.T, e *env, tg *target, nsBefore, when string) {
 // gateway ARP, programs as recorded, counters moving).
 func assertAttached(t *testing.T, e *env, tg *target, when string) {
 	t.Helper()
-	recs, bad, _ := control.Store{Dir: e.stateDir}.List()
+	recs, bad, _ := state.Store{Dir: e.stateDir}.List()
 	if len(recs) != 1 || len(bad) != 0 || recs[0].ID != tg.id {
 		t.Fatalf("%s: records %v, corrupt %v", when, recs, bad)
 	}
@@ -270,7 +272,7 @@ func TestCrashAtEveryDetachStep(t *testing.T) {
 				t.Fatalf("%s: exit %d, want %d\n%s", when, r.code, control.CrashExitCode, r.stderr)
 			}
 			e.extraEnv = nil
-			if recs, _, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) != 0 {
+			if recs, _, _ := (state.Store{Dir: e.stateDir}).List(); len(recs) != 0 {
 				t.Fatalf("%s: the interrupted detach left a record that ls would show", when)
 			}
 			switch recovery {
@@ -339,7 +341,7 @@ func TestGCRemovesOnlyOrphans(t *testing.T) {
 	if !kinds["record "+dead.Name] || !kinds["corrupt-record "+corrupt] || dry.Live != 1 {
 		t.Fatalf("dry run found %+v", dry)
 	}
-	if recs, _, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) != 2 {
+	if recs, _, _ := (state.Store{Dir: e.stateDir}).List(); len(recs) != 2 {
 		t.Fatalf("dry run changed the records: %d left", len(recs))
 	}
 	out := e.ok("gc")
@@ -448,18 +450,18 @@ func TestFiftyConcurrentAttaches(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("attach %d: exit %d\n%s", i, r.code, r.stderr)
 		}
-		var rec control.Record
+		var rec state.Record
 		if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil {
 			t.Fatalf("attach %d: %v\n%s", i, err, r.stdout)
 		}
-		for _, k := range []string{"ip " + rec.Address, "if " + rec.HostIf, "mac " + rec.MAC, fmt.Sprintf("slot %d", rec.Slot), fmt.Sprintf("ifindex %d", rec.HostIfindex)} {
+		for _, k := range []string{"ip " + rec.Address.String(), "if " + rec.HostIf, "mac " + rec.MAC.String(), fmt.Sprintf("slot %d", rec.Slot), fmt.Sprintf("ifindex %d", rec.HostIfindex)} {
 			if prev, dup := seen[k]; dup {
 				t.Fatalf("%s given to both %s and %s", k, prev, rec.ID)
 			}
 			seen[k] = rec.ID
 		}
 	}
-	if recs, bad, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) != n || len(bad) != 0 {
+	if recs, bad, _ := (state.Store{Dir: e.stateDir}).List(); len(recs) != n || len(bad) != 0 {
 		t.Fatalf("%d records (%d corrupt), want %d", len(recs), len(bad), n)
 	}
 	for i := range tgs {
@@ -511,7 +513,7 @@ func TestAttachDetachGCRace(t *testing.T) {
 			}
 		}
 		when := fmt.Sprintf("round %d", round)
-		if recs, _, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) == 1 {
+		if recs, _, _ := (state.Store{Dir: e.stateDir}).List(); len(recs) == 1 {
 			assertAttached(t, e, tg, when)
 		} else {
 			assertClean(t, e, tg, before, when)
@@ -586,8 +588,8 @@ func TestAddressConflict(t *testing.T) {
 	assertClean(t, e, tg, before, "after the refused --ip")
 
 	rec := tg.attach(e)
-	if rec.Address != "10.231.60.5/29" {
-		t.Fatalf("automatic choice gave %s, want 10.231.60.5/29 (skipping the squatter's .6)", rec.Address)
+	if rec.Address.String() != "10.231.60.5/29" {
+		t.Fatalf("automatic choice gave %s, want 10.231.60.5/29 (skipping the squatter's .6)", rec.Address.String())
 	}
 	e.ok("detach", tg.id)
 }
@@ -620,12 +622,12 @@ func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
 				got = n.HardwareAddr.String()
 			}
 		}
-		if got == rec.MAC {
+		if got == rec.MAC.String() {
 			break
 		}
 	}
-	if got != rec.MAC {
-		t.Fatalf("the neighbour's entry for %s is %s, want the new owner's %s", ip, got, rec.MAC)
+	if got != rec.MAC.String() {
+		t.Fatalf("the neighbour's entry for %s is %s, want the new owner's %s", ip, got, rec.MAC.String())
 	}
 	e.ok("detach", tg.id)
 }
@@ -661,7 +663,7 @@ func TestReusedPIDIsNeverFollowed(t *testing.T) {
 	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
 	rec.PID = other.Process.Pid
 	rec.NetnsPath = fmt.Sprintf("/proc/%d/ns/net", rec.PID)
-	if err := (control.Store{Dir: e.stateDir}).Put(rec); err != nil {
+	if err := (state.Store{Dir: e.stateDir}).Put(rec); err != nil {
 		t.Fatal(err)
 	}
 	hostBefore := snapshot(t, hostNS(t))
@@ -795,7 +797,7 @@ func TestStatePermissions(t *testing.T) {
 }
 
 // attachContainer starts a --network=none container and attaches it.
-func attachContainer(t *testing.T, e *env, prefix string) (string, *control.Record) {
+func attachContainer(t *testing.T, e *env, prefix string) (string, *state.Record) {
 	t.Helper()
 	cli := testenv.Docker(t)
 	id, _ := testenv.RunNone(t, cli, prefix)
@@ -814,7 +816,7 @@ func TestGCAfterContainerRemoved(t *testing.T) {
 	}
 	waitGone(t, rec.HostIf)
 	out := e.ok("gc")
-	if !strings.Contains(out, "its process") || !strings.Contains(out, "frees "+rec.Address) {
+	if !strings.Contains(out, "its process") || !strings.Contains(out, "frees "+rec.Address.String()) {
 		t.Fatalf("gc said:\n%s", out)
 	}
 	if f := stateFiles(t, e.stateDir); len(f) != 0 {

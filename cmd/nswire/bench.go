@@ -11,15 +11,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/bench"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
-
-	"github.com/nswire/nswire/control"
 )
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
 	var (
-		cfg      control.BenchConfig
+		cfg      bench.Config
 		out      outputFlag
 		plotFile string
 		outDir   string
@@ -92,75 +93,72 @@ time plus the machine's softirq time per unit of work.`,
 					fmt.Fprintln(errw, "\ninterrupted: removing what the bench created (Ctrl-C again to exit at once)")
 				}
 			}()
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			prog := newProgress(errw)
-			res, err := m.Bench(ctx, cfg, prog.update)
-			prog.done()
-			if res == nil {
-				return err
-			}
-			res.Tool = "nswire " + version
-			if err != nil {
-				if ctx.Err() != nil && len(res.Samples) > 0 {
-					fmt.Fprintf(errw, "interrupted after %d cells: the figures below are partial\n", len(res.Samples))
-				} else {
+			return g.withManager(cmd, func(m *control.Manager) error {
+				prog := newProgress(errw)
+				res, err := bench.Run(ctx, m, cfg, prog.update)
+				prog.done()
+				if res == nil {
 					return err
 				}
-			}
-			if outDir != "" {
-				name := filepath.Join(outDir, "bench-"+res.Started.Format("20060102-150405")+".json")
-				if werr := writeJSONFile(name, res); werr != nil {
-					return werr
-				}
-				fmt.Fprintln(errw, "saved", name)
-				if plotFile != "" {
-					png := strings.TrimSuffix(name, ".json") + filepath.Ext(plotFile)
-					if perr := control.PlotBench(res, png); perr != nil {
-						return perr
+				res.Tool = "nswire " + version
+				if err != nil {
+					if ctx.Err() != nil && len(res.Samples) > 0 {
+						fmt.Fprintf(errw, "interrupted after %d cells: the figures below are partial\n", len(res.Samples))
+					} else {
+						return err
 					}
 				}
-			}
-			if plotFile != "" {
-				if perr := control.PlotBench(res, plotFile); perr != nil {
-					return perr
+				if outDir != "" {
+					name := filepath.Join(outDir, "bench-"+res.Started.Format("20060102-150405")+".json")
+					if werr := writeJSONFile(name, res); werr != nil {
+						return werr
+					}
+					fmt.Fprintln(errw, "saved", name)
+					if plotFile != "" {
+						png := strings.TrimSuffix(name, ".json") + filepath.Ext(plotFile)
+						if perr := bench.Plot(res, png); perr != nil {
+							return perr
+						}
+					}
 				}
-				fmt.Fprintln(errw, "plotted", plotFile)
-			}
-			w := cmd.OutOrStdout()
-			if out.format == "json" {
-				if jerr := writeJSON(w, res); jerr != nil {
-					return jerr
+				if plotFile != "" {
+					if perr := bench.Plot(res, plotFile); perr != nil {
+						return perr
+					}
+					fmt.Fprintln(errw, "plotted", plotFile)
 				}
-			} else {
-				printBench(w, res)
-			}
-			if err != nil {
-				return fmt.Errorf("bench interrupted: %w", err)
-			}
-			return nil
+				w := cmd.OutOrStdout()
+				if out.format == "json" {
+					if jerr := writeJSON(w, res); jerr != nil {
+						return jerr
+					}
+				} else {
+					printBench(w, res)
+				}
+				if err != nil {
+					return fmt.Errorf("bench interrupted: %w", err)
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&cfg.Variants, "variants", control.BenchVariants, "variants to run, comma-separated: "+strings.Join(control.BenchVariants, ","))
-	f.StringSliceVar(&cfg.Workloads, "workloads", control.BenchWorkloads, "workloads to run, comma-separated: "+strings.Join(append(control.BenchWorkloads, control.WorkloadIperf3), ","))
-	f.IntVar(&cfg.Rounds, "rounds", control.DefaultBenchRounds, "rounds of the whole matrix")
-	f.DurationVar(&cfg.Duration, "duration", control.DefaultBenchDuration, "measured time of each variant × workload cell (at least 200ms)")
-	f.DurationVar(&cfg.Warmup, "warmup", control.DefaultBenchWarmup, "unmeasured warm-up of each cell, spread over its slices (at least 100ms each)")
-	f.IntVar(&cfg.Slices, "slices", control.DefaultBenchSlices, "cut each cell into this many slices, interleaved with the other variants' slices")
+	f.StringSliceVar(&cfg.Variants, "variants", bench.Variants, "variants to run, comma-separated: "+strings.Join(bench.Variants, ","))
+	f.StringSliceVar(&cfg.Workloads, "workloads", bench.Workloads, "workloads to run, comma-separated: "+strings.Join(append(bench.Workloads, bench.WorkloadIperf3), ","))
+	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "rounds of the whole matrix")
+	f.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time of each variant × workload cell (at least 200ms)")
+	f.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "unmeasured warm-up of each cell, spread over its slices (at least 100ms each)")
+	f.IntVar(&cfg.Slices, "slices", bench.DefaultSlices, "cut each cell into this many slices, interleaved with the other variants' slices")
 	f.BoolVar(&cfg.NetnsOnly, "netns-only", false, "use throwaway network namespaces, not containers (no Docker needed; skips the docker variant)")
 	f.StringVar(&cfg.Bridge, "bridge", "docker0", "bridge to wire the subjects into")
-	f.StringVar(&cfg.Image, "image", control.DefaultBenchImage, "image of the subject containers (must have sleep)")
+	f.StringVar(&cfg.Image, "image", bench.DefaultImage, "image of the subject containers (must have sleep)")
 	f.BoolVar(&cfg.Iperf3, "iperf3", false, "cross-check tcp_stream with iperf3 (must be installed)")
 	f.BoolVar(&cfg.NoPin, "no-pin", false, "do not pin the client and the server to different CPUs")
 	f.StringVar(&plotFile, "plot", "", "draw the headline figures to this file (.png, .svg or .pdf)")
 	f.StringVar(&outDir, "out", "", "save the result as DIR/bench-<time>.json (and the plot beside it)")
 	out.register(cmd)
-	cmd.RegisterFlagCompletionFunc("variants", oneOf(control.BenchVariants...))
-	cmd.RegisterFlagCompletionFunc("workloads", oneOf(append(control.BenchWorkloads, control.WorkloadIperf3)...))
+	cmd.RegisterFlagCompletionFunc("variants", oneOf(bench.Variants...))
+	cmd.RegisterFlagCompletionFunc("workloads", oneOf(append(bench.Workloads, bench.WorkloadIperf3)...))
 	cmd.AddCommand(newBenchCompareCmd())
 	return cmd
 }
@@ -175,15 +173,15 @@ func newBenchCompareCmd() *cobra.Command {
 			return out.validate()
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := control.ReadBenchResult(args[0])
+			a, err := bench.ReadResult(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := control.ReadBenchResult(args[1])
+			b, err := bench.ReadResult(args[1])
 			if err != nil {
 				return err
 			}
-			rows, err := control.CompareBench(a, b)
+			rows, err := bench.Compare(a, b)
 			if err != nil {
 				return err
 			}
@@ -203,7 +201,7 @@ func newBenchCompareCmd() *cobra.Command {
 					}
 				}
 				fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%+.1f%%\t%s\t\n", r.Workload, r.Metric, r.Unit, r.Variant,
-					control.FormatNumber(r.A), control.FormatNumber(r.B), r.ChangePct, verdict)
+					bench.FormatNumber(r.A), bench.FormatNumber(r.B), r.ChangePct, verdict)
 			}
 			return tw.Flush()
 		},
@@ -228,7 +226,7 @@ func writeJSONFile(name string, v any) error {
 }
 
 // printBench prints the header and the table of a result.
-func printBench(w io.Writer, r *control.BenchResult) {
+func printBench(w io.Writer, r *bench.Result) {
 	e := r.Env
 	fmt.Fprintf(w, "nswire bench: %d round(s) × %s per cell in %d interleaved slice(s) (warm-up %s each), variants rotated; subjects: %s\n",
 		r.Config.Rounds, r.Config.Duration, r.Config.SliceCount(), r.Config.SliceWarmup(), e.Subjects)
@@ -254,7 +252,7 @@ func printBench(w io.Writer, r *control.BenchResult) {
 			dir = "↑"
 		}
 		fmt.Fprintf(tw, "%s\t%s %s %s\t%s\t%s\t%s–%s\t%.1f%%\t%s\t%s\t%s\t\n", f.Workload, f.Metric, f.Unit, dir, f.Variant,
-			control.FormatNumber(f.Median), control.FormatNumber(f.Min), control.FormatNumber(f.Max), f.SpreadPct(),
+			bench.FormatNumber(f.Median), bench.FormatNumber(f.Min), bench.FormatNumber(f.Max), f.SpreadPct(),
 			fmtRatio(f.VsOff), fmtRatio(f.VsLoopback), fmtRatio(f.PairedVsOff))
 	}
 	tw.Flush()
@@ -286,7 +284,7 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) update(b control.BenchProgress) {
+func (p *progress) update(b bench.Progress) {
 	el := time.Since(p.start).Round(time.Second)
 	var line string
 	switch {

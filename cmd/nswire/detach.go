@@ -27,37 +27,29 @@ or whose container has exited is not an error: detach exits 0.`,
 // forEachTarget runs op on every target in order with one Manager, printing
 // each result's message; it stops at the first error.
 func forEachTarget(g *globalFlags, cmd *cobra.Command, refs []string, op func(*control.Manager, context.Context, string) (*control.DetachResult, error)) error {
-	m, err := g.manager(cmd)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	for _, ref := range refs {
-		res, err := op(m, cmd.Context(), ref)
-		if err != nil {
-			return err
+	return g.withManager(cmd, func(m *control.Manager) error {
+		for _, ref := range refs {
+			res, err := op(m, cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), res.Message)
-	}
-	return nil
+		return nil
+	})
 }
 
 // completeAttached completes the names of attached containers.
 func completeAttached(g *globalFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		m, err := g.manager(cmd)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer m.Close()
-		recs, _, err := m.Store().List()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
 		var names []string
-		for _, r := range recs {
-			names = append(names, r.DisplayName())
-		}
+		g.withManager(cmd, func(m *control.Manager) error {
+			recs, _, err := m.Store().List()
+			for _, r := range recs {
+				names = append(names, r.DisplayName())
+			}
+			return err
+		})
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/nswire/nswire/control"
 	"github.com/spf13/cobra"
 )
 
@@ -34,49 +35,46 @@ when anything could not be removed.`,
 		Args:    cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			rep, err := m.GC(cmd.Context(), dryRun)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if out.format == "json" {
-				if err := writeJSON(w, rep); err != nil {
+			return g.withManager(cmd, func(m *control.Manager) error {
+				rep, err := m.GC(cmd.Context(), dryRun)
+				if err != nil {
 					return err
 				}
-			} else {
-				if len(rep.Items) == 0 {
-					fmt.Fprintf(w, "nothing to collect (%d live attachments)\n", rep.Live)
-				} else {
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ACTION\tKIND\tNAME\tWHY")
-					for _, it := range rep.Items {
-						action := "removed"
-						switch {
-						case it.Kind == "corrupt-record":
-							action = "kept"
-						case rep.DryRun:
-							action = "would remove"
-						case it.Error != "":
-							action = "FAILED"
-						}
-						why := it.Reason
-						if it.Error != "" {
-							why += ": " + it.Error
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, it.Kind, it.Name, why)
+				w := cmd.OutOrStdout()
+				if out.format == "json" {
+					if err := writeJSON(w, rep); err != nil {
+						return err
 					}
-					tw.Flush()
+				} else {
+					if len(rep.Items) == 0 {
+						fmt.Fprintf(w, "nothing to collect (%d live attachments)\n", rep.Live)
+					} else {
+						tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "ACTION\tKIND\tNAME\tWHY")
+						for _, it := range rep.Items {
+							action := "removed"
+							switch {
+							case it.Kind == "corrupt-record":
+								action = "kept"
+							case rep.DryRun:
+								action = "would remove"
+							case it.Error != "":
+								action = "FAILED"
+							}
+							why := it.Reason
+							if it.Error != "" {
+								why += ": " + it.Error
+							}
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, it.Kind, it.Name, why)
+						}
+						tw.Flush()
+					}
 				}
-			}
-			if rep.Failed() {
-				return errors.New("gc could not remove everything (see FAILED above): fix the cause and run `nswire gc` again")
-			}
-			return nil
+				if rep.Failed() {
+					return errors.New("gc could not remove everything (see FAILED above): fix the cause and run `nswire gc` again")
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed and remove nothing")

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/datapath"
+
 	"github.com/spf13/cobra"
 )
 
@@ -20,37 +23,34 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 		Args:    cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			rows, err := m.List(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if out.format == "json" {
-				if rows == nil {
-					return writeJSON(w, []any{})
+			return g.withManager(cmd, func(m *control.Manager) error {
+				rows, err := m.List(cmd.Context(), all)
+				if err != nil {
+					return err
 				}
-				return writeJSON(w, rows)
-			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
-			for _, r := range rows {
-				if r.Record == nil {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tnot wired\n", r.Name, short(r.ID), r.PID)
-					continue
+				w := cmd.OutOrStdout()
+				if out.format == "json" {
+					if rows == nil {
+						return writeJSON(w, []any{})
+					}
+					return writeJSON(w, rows)
 				}
-				x := r.Record
-				mode := x.Mode
-				if x.AttachMode == "tc" {
-					mode += " (tc)"
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tID\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
+				for _, r := range rows {
+					if r.Record == nil {
+						fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tnot wired\n", r.Name, short(r.ID), r.PID)
+						continue
+					}
+					x := r.Record
+					mode := string(x.Mode)
+					if x.Hook == datapath.HookTC {
+						mode += " (tc)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), x.PID, x.HostIf, x.HostIfindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), x.PID, x.HostIf, x.HostIfindex, x.IfName, x.Address, x.MAC, x.Bridge, mode)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	out.register(cmd)

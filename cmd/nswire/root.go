@@ -7,6 +7,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
+
 	"github.com/spf13/cobra"
 
 	"github.com/nswire/nswire/control"
@@ -35,7 +38,7 @@ packets past the bridge.`,
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", control.DefaultStateDir, "directory of nswire's state records")
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", state.DefaultStateDir, "directory of nswire's state records")
 	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
 	root.PersistentFlags().MarkHidden("state-dir")
@@ -69,6 +72,27 @@ func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
 	fmt.Sscan(os.Getenv("NSWIRE_FAIL_AFTER_STEP"), &cfg.FailAfterStep)
 	fmt.Sscan(os.Getenv("NSWIRE_CRASH_AFTER_STEP"), &cfg.CrashAfterStep)
 	return control.NewManager(cfg)
+}
+
+// withManager opens the manager, runs fn with it and closes it: the one
+// place commands get a manager.
+func (g *globalFlags) withManager(cmd *cobra.Command, fn func(*control.Manager) error) error {
+	m, err := g.manager(cmd)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return fn(m)
+}
+
+// registerHookFlag adds --hook (how programs are hooked into the host veth)
+// and its old name --attach-mode, hidden, to the same value.
+func registerHookFlag(cmd *cobra.Command, hook *string) {
+	f := cmd.Flags()
+	f.StringVar(hook, "hook", string(datapath.HookAuto), "how to install the programs: "+joinOr(datapath.Hooks)+" (auto: tcx, legacy tc only where tcx is unsupported)")
+	f.StringVar(hook, "attach-mode", string(datapath.HookAuto), "old name of --hook")
+	f.MarkHidden("attach-mode")
+	cmd.RegisterFlagCompletionFunc("hook", oneOf(datapath.Hooks...))
 }
 
 func newVersionCmd() *cobra.Command {
@@ -110,10 +134,18 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // oneOf returns a flag completion of fixed words.
-func oneOf(words ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp)
+func oneOf[T ~string](words ...T) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	s := make([]string, len(words))
+	for i, w := range words {
+		s[i] = string(w)
+	}
+	return cobra.FixedCompletions(s, cobra.ShellCompDirectiveNoFileComp)
 }
 
-func joinOr(words []string) string {
-	return strings.Join(words, "|")
+func joinOr[T ~string](words []T) string {
+	s := make([]string, len(words))
+	for i, w := range words {
+		s[i] = string(w)
+	}
+	return strings.Join(s, "|")
 }

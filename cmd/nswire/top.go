@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nswire/nswire/control/datapath"
+
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
@@ -75,21 +77,18 @@ counters to a file or a pipe use ` + "`nswire stats -w`" + `.`,
 			if !isTerminal(out) {
 				return errors.New("stdout is not a terminal: top draws a full-screen view; for a log of the counters use `nswire stats -w` (or `nswire stats -w -o json`)")
 			}
-			m, err := g.manager(cmd)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			ctx := cmd.Context()
-			fetch := func(ctx context.Context) ([]control.EndpointStats, error) { return m.Stats(ctx, nil) }
-			p := tea.NewProgram(newTopModel(ctx, fetch, o), tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(out))
-			if _, err := p.Run(); err != nil {
-				if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-					return nil // Ctrl-C or SIGTERM outside the terminal
+			return g.withManager(cmd, func(m *control.Manager) error {
+				ctx := cmd.Context()
+				fetch := func(ctx context.Context) ([]control.EndpointStats, error) { return m.Stats(ctx, nil) }
+				p := tea.NewProgram(newTopModel(ctx, fetch, o), tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(out))
+				if _, err := p.Run(); err != nil {
+					if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+						return nil // Ctrl-C or SIGTERM outside the terminal
+					}
+					return fmt.Errorf("run nswire top: %w", err)
 				}
-				return fmt.Errorf("run nswire top: %w", err)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -459,9 +458,9 @@ func shortModes(cols []topColumn) {
 		c.width = lipgloss.Width(c.title)
 		for j, s := range c.cells {
 			switch s {
-			case control.ModeObserve:
+			case string(datapath.Observe):
 				c.cells[j] = "obs"
-			case control.ModeFastpath:
+			case string(datapath.Fastpath):
 				c.cells[j] = "fast"
 			}
 			c.width = max(c.width, lipgloss.Width(c.cells[j]))

@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/datapath"
 )
 
 var topT0 = time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC)
@@ -33,14 +34,14 @@ func snapshot(at time.Duration, eps ...fakeEndpoint) []control.EndpointStats {
 	for i, e := range eps {
 		mode := e.mode
 		if mode == "" {
-			mode = control.ModeObserve
+			mode = string(datapath.Observe)
 		}
 		s := control.EndpointStats{
 			Name: e.name, ID: "id-" + e.name, HostIf: fmt.Sprintf("nsw%d", i),
 			Address: fmt.Sprintf("172.17.0.%d/16", 10+i), Mode: mode,
 			Time: topT0.Add(at),
 		}
-		if mode != control.ModeOff {
+		if mode != string(datapath.Off) {
 			s.Counted = true
 			s.RX = control.Flow{Packets: e.rxBytes / 100, Bytes: e.rxBytes}
 			s.TX = control.Flow{Packets: e.txBytes / 100, Bytes: e.txBytes}
@@ -106,7 +107,7 @@ func threeContainers(at time.Duration, scale uint64) []control.EndpointStats {
 		fakeEndpoint{name: "web", rxBytes: 2048 * scale, txBytes: 100 * scale},
 		fakeEndpoint{name: "db", rxBytes: 10 * 1024 * 1024 * scale, txBytes: 3 * 1024 * 1024 * scale, drops: 2},
 		fakeEndpoint{name: "cache-with-a-very-long-container-name", rxBytes: 512 * scale, txBytes: 512 * scale},
-		fakeEndpoint{name: "idle", mode: control.ModeOff},
+		fakeEndpoint{name: "idle", mode: string(datapath.Off)},
 	)
 }
 
@@ -165,7 +166,7 @@ func TestTopSort(t *testing.T) {
 			fakeEndpoint{name: "alpha", rxBytes: 1000 * k, txBytes: 9000 * k},
 			fakeEndpoint{name: "bravo", rxBytes: 5000 * k, txBytes: 1000 * k, drops: 7},
 			fakeEndpoint{name: "charlie", rxBytes: 3000 * k, txBytes: 5000 * k},
-			fakeEndpoint{name: "delta", mode: control.ModeOff},
+			fakeEndpoint{name: "delta", mode: string(datapath.Off)},
 		)
 	}
 	order := func(m *topModel) string {

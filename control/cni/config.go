@@ -16,7 +16,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/datapath"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -37,11 +37,14 @@ type NetConf struct {
 	MTU       int    `json:"mtu,omitempty"`       // veth MTU (and of a bridge nswire creates); 0: the bridge's
 
 	// Both ways.
-	Mode       string `json:"mode,omitempty"`       // off, observe (default), fastpath; chained: observe
-	AttachMode string `json:"attachMode,omitempty"` // auto (default), tcx, tc
-	StateDir   string `json:"stateDir,omitempty"`   // default /run/nswire
-	PinDir     string `json:"pinDir,omitempty"`     // default /sys/fs/bpf/nswire
+	ModeName string `json:"mode,omitempty"`       // off, observe (default), fastpath; chained: observe
+	HookName string `json:"attachMode,omitempty"` // auto (default), tcx, tc
+	StateDir string `json:"stateDir,omitempty"`   // default /run/nswire
+	PinDir   string `json:"pinDir,omitempty"`     // default /sys/fs/bpf/nswire
 
+	// Mode and Hook are "mode" and "attachMode" parsed.
+	Mode datapath.Mode `json:"-"`
+	Hook datapath.Hook `json:"-"`
 	// Chained is true for a configuration without "ipam": nswire then counts
 	// the interface a previous plugin made (prevResult) and wires nothing.
 	Chained bool `json:"-"`
@@ -79,17 +82,15 @@ func (c *NetConf) validate(command string) error {
 		return fmt.Errorf(`"type" is missing`)
 	}
 	c.Chained = c.IPAM.Type == ""
-	if c.Mode == "" {
-		c.Mode = control.ModeObserve
+	if c.ModeName == "" {
+		c.ModeName = string(datapath.Observe)
 	}
-	if c.AttachMode == "" {
-		c.AttachMode = "auto"
+	var err error
+	if c.Mode, err = datapath.ParseMode(c.ModeName); err != nil {
+		return fmt.Errorf(`"mode": %w`, err)
 	}
-	if !oneOf(c.Mode, control.Modes) {
-		return fmt.Errorf(`"mode" %q is not one of %s`, c.Mode, strings.Join(control.Modes, ", "))
-	}
-	if !oneOf(c.AttachMode, control.AttachModes) {
-		return fmt.Errorf(`"attachMode" %q is not one of %s`, c.AttachMode, strings.Join(control.AttachModes, ", "))
+	if c.Hook, err = datapath.ParseHook(c.HookName); err != nil {
+		return fmt.Errorf(`"attachMode": %w`, err)
 	}
 	for key, dir := range map[string]string{"stateDir": c.StateDir, "pinDir": c.PinDir} {
 		if dir != "" && !filepath.IsAbs(dir) {
@@ -98,7 +99,7 @@ func (c *NetConf) validate(command string) error {
 	}
 	if c.Chained {
 		switch {
-		case c.Mode != control.ModeObserve:
+		case c.Mode != datapath.Observe:
 			return fmt.Errorf(`"mode" %q: chained (without "ipam") nswire only observes the interface another plugin made: use "observe", or give "ipam" to let nswire wire the container itself`, c.Mode)
 		case c.Bridge != "" || c.IsGateway || c.MTU != 0:
 			return fmt.Errorf(`"bridge", "isGateway" and "mtu" need "ipam": without it nswire is chained and wires nothing`)
@@ -120,15 +121,6 @@ func (c *NetConf) validate(command string) error {
 		return fmt.Errorf(`nswire with "ipam" makes the interface itself and takes no prevResult: put it first in the conflist, or drop "ipam" to chain it after the plugin that makes the interface`)
 	}
 	return nil
-}
-
-func oneOf(s string, set []string) bool {
-	for _, v := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // PodArgs are the CNI_ARGS keys nswire shows: the Kubernetes pod.

@@ -26,14 +26,14 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "standalone defaults", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire",` + ipam + `}`, cmd: "ADD",
 			check: func(c *NetConf) error {
-				if c.Chained || c.Bridge != "cni0" || c.Mode != "observe" || c.AttachMode != "auto" || c.IPAM.Type != "host-local" {
+				if c.Chained || c.Bridge != "cni0" || c.Mode != "observe" || c.Hook != "auto" || c.IPAM.Type != "host-local" {
 					return errors.New("wrong defaults")
 				}
 				return nil
 			}},
 		{name: "standalone all keys", conf: `{"cniVersion":"1.0.0","name":"n","type":"nswire","bridge":"br9","isGateway":true,"mtu":1400,"mode":"fastpath","attachMode":"tc","stateDir":"/run/x","pinDir":"/sys/fs/bpf/x",` + ipam + `}`, cmd: "ADD",
 			check: func(c *NetConf) error {
-				if c.Bridge != "br9" || !c.IsGateway || c.MTU != 1400 || c.Mode != "fastpath" || c.AttachMode != "tc" || c.StateDir != "/run/x" || c.PinDir != "/sys/fs/bpf/x" {
+				if c.Bridge != "br9" || !c.IsGateway || c.MTU != 1400 || c.Mode != "fastpath" || c.Hook != "tc" || c.StateDir != "/run/x" || c.PinDir != "/sys/fs/bpf/x" {
 					return errors.New("keys not read")
 				}
 				return nil
@@ -49,7 +49,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "standalone CHECK with prevResult", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire",` + ipam + `,` + prev + `}`, cmd: "CHECK"},
 		{name: "not JSON", conf: `{"cniVersion":`, cmd: "ADD", code: types.ErrDecodingFailure},
 		{name: "bad prevResult", conf: `{"cniVersion":"1.0.0","name":"n","type":"nswire","prevResult":{"cniVersion":"1.0.0","ips":[{"address":"nope"}]}}`, cmd: "ADD", code: types.ErrDecodingFailure},
-		{name: "bad mode", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire","mode":"fast",` + ipam + `}`, cmd: "ADD", code: types.ErrInvalidNetworkConfig, detail: `"mode" "fast"`},
+		{name: "bad mode", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire","mode":"fast",` + ipam + `}`, cmd: "ADD", code: types.ErrInvalidNetworkConfig, detail: `mode "fast"`},
 		{name: "bad attach mode", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire","attachMode":"xdp",` + ipam + `}`, cmd: "ADD", code: types.ErrInvalidNetworkConfig, detail: "attachMode"},
 		{name: "bad bridge", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire","bridge":"a-very-long-bridge-name",` + ipam + `}`, cmd: "ADD", code: types.ErrInvalidNetworkConfig, detail: "bridge"},
 		{name: "bad mtu", conf: `{"cniVersion":"1.1.0","name":"n","type":"nswire","mtu":20,` + ipam + `}`, cmd: "ADD", code: types.ErrInvalidNetworkConfig, detail: "mtu"},

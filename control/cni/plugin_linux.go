@@ -70,7 +70,7 @@ func Add(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrInvalidNetworkConfig, "chained nswire: no interface to observe", err.Error())
 		}
 		if _, _, err := m.Observe(ctx, control.ObserveRequest{
-			Target: control.TargetSpec{NetnsPath: args.Netns}, IfName: in.Name, AttachMode: c.AttachMode, CNI: &id,
+			Target: control.TargetSpec{NetnsPath: args.Netns}, IfName: in.Name, Hook: c.Hook, CNI: &id,
 		}); err != nil {
 			return types.NewError(types.ErrInternal, "nswire observe", err.Error())
 		}
@@ -80,7 +80,7 @@ func Add(args *skel.CmdArgs) error {
 	var ipamRes *current.Result
 	res, err := m.AttachCNI(ctx, control.CNIAttachRequest{
 		NetnsPath: args.Netns, CNI: id, Bridge: c.Bridge, IsGateway: c.IsGateway, MTU: c.MTU,
-		Mode: c.Mode, AttachMode: c.AttachMode,
+		Mode: c.Mode, Hook: c.Hook,
 		Allocate: func() (*control.CNIAddress, error) {
 			r, err := ipam.ExecAdd(c.IPAM.Type, args.StdinData)
 			if err != nil {
@@ -110,11 +110,10 @@ func Add(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInternal, "nswire attach", err.Error())
 	}
 	rec := res.Record
-	ip, ipnet, _ := net.ParseCIDR(rec.Address)
 	w := Wiring{
 		Bridge: rec.Bridge, BridgeMAC: res.BridgeMAC, HostIf: rec.HostIf, HostMAC: res.HostMAC,
-		IfName: rec.IfName, MAC: rec.MAC, Netns: args.Netns,
-		Address: &net.IPNet{IP: ip, Mask: ipnet.Mask}, Gateway: net.ParseIP(rec.Gateway),
+		IfName: rec.IfName, MAC: rec.MAC.String(), Netns: args.Netns,
+		Address: &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}, Gateway: net.IP(rec.Gateway.AsSlice()),
 	}
 	for _, r := range res.Routes {
 		w.Routes = append(w.Routes, &types.Route{Dst: *r.Dst, GW: r.GW})
@@ -204,13 +203,13 @@ func Compare(c *NetConf, ifName string, live *control.CNILive) []string {
 		}
 	}
 	if !c.Chained {
-		want, _, _ := net.ParseCIDR(rec.Address)
+		want := rec.IPv4()
 		for _, a := range live.Addrs {
 			if !a.IP.Equal(want) {
 				p = append(p, fmt.Sprintf("%s has the address %s that nswire did not give it", ifName, a))
 			}
 		}
-		gw := net.ParseIP(rec.Gateway)
+		gw := net.IP(rec.Gateway.AsSlice())
 		ok := false
 		for _, r := range live.Routes {
 			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw.Equal(gw) {
@@ -227,7 +226,7 @@ func Compare(c *NetConf, ifName string, live *control.CNILive) []string {
 	if live.HostIf != rec.HostIf {
 		p = append(p, fmt.Sprintf("the host peer of %s is %q, nswire recorded %s", ifName, live.HostIf, rec.HostIf))
 	}
-	if rec.Mode != control.ModeOff && !live.Program {
+	if rec.Mode.Programs() && !live.Program {
 		p = append(p, fmt.Sprintf("nswire's programs are not attached to %s (mode %s)", rec.HostIf, rec.Mode))
 	}
 	return p

@@ -2,8 +2,12 @@ package control
 
 import (
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 )
 
 func mustSubnet(t *testing.T, cidr, gw string) Subnet {
@@ -16,6 +20,19 @@ func mustSubnet(t *testing.T, cidr, gw string) Subnet {
 }
 
 func noneUsed(net.IP) string { return "" }
+
+// resolve is ResolveAddress of a --ip value as the user writes it ("" asks
+// for a free address): parse errors come first, as on the command line.
+func resolve(in string, sn Subnet, used func(net.IP) string) (*net.IPNet, error) {
+	var spec IPSpec
+	if in != "" {
+		var err error
+		if spec, err = ParseIPFlag(in); err != nil {
+			return nil, err
+		}
+	}
+	return ResolveAddress(spec, sn, used)
+}
 
 func TestResolveAddressRequested(t *testing.T) {
 	sn := mustSubnet(t, "172.17.0.0/16", "172.17.0.1")
@@ -41,7 +58,7 @@ func TestResolveAddressRequested(t *testing.T) {
 		{in: "fd00::1/64", errHas: "is not an IPv4 CIDR"},
 		{in: "::ffff:172.17.0.9/120", errHas: "is not an IPv4 CIDR"},
 	} {
-		got, err := ResolveAddress(tc.in, sn, used)
+		got, err := resolve(tc.in, sn, used)
 		if tc.errHas != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
 				t.Errorf("ResolveAddress(%q) error = %v, want it to contain %q", tc.in, err, tc.errHas)
@@ -68,13 +85,13 @@ func TestAllocateFromTop(t *testing.T) {
 	}
 	// .7 is broadcast, .6 the gateway, .5 used: .4, then .3, .2, .1.
 	for _, want := range []string{"10.99.0.4/29", "10.99.0.3/29", "10.99.0.2/29", "10.99.0.1/29"} {
-		got, err := ResolveAddress("", sn, used)
+		got, err := resolve("", sn, used)
 		if err != nil || got.String() != want {
 			t.Fatalf("allocate = %v, %v; want %s", got, err, want)
 		}
 		taken[got.IP.String()] = true
 	}
-	if _, err := ResolveAddress("", sn, used); err == nil || !strings.Contains(err.Error(), "no free address left in 10.99.0.0/29") {
+	if _, err := resolve("", sn, used); err == nil || !strings.Contains(err.Error(), "no free address left in 10.99.0.0/29") {
 		t.Fatalf("full subnet: err = %v", err)
 	}
 }
@@ -106,36 +123,32 @@ func TestCheckGateway(t *testing.T) {
 }
 
 func TestAttachRequestValidate(t *testing.T) {
-	base := func() AttachRequest {
-		r := AttachRequest{Target: TargetSpec{Container: "web"}}
-		r.Defaults()
-		return r
-	}
+	base := func() AttachFlags { return AttachFlags{Target: TargetSpec{Container: "web"}} }
 	for _, tc := range []struct {
 		name   string
-		mutate func(*AttachRequest)
+		mutate func(*AttachFlags)
 		errHas string
 	}{
-		{"ok", func(*AttachRequest) {}, ""},
-		{"no target", func(r *AttachRequest) { r.Target = TargetSpec{} }, "no target"},
-		{"two targets", func(r *AttachRequest) { r.Target.PID = 5 }, "more than one target"},
-		{"negative pid", func(r *AttachRequest) { r.Target = TargetSpec{PID: -3} }, "--pid -3 is not a process ID"},
-		{"bad container", func(r *AttachRequest) { r.Target.Container = "we b" }, `container name "we b" has ' '`},
-		{"long ifname", func(r *AttachRequest) { r.IfName = "abcdefghijklmnop" }, `"abcdefghijklmnop" is 16 bytes long: at most 15`},
-		{"slash ifname", func(r *AttachRequest) { r.IfName = "eth/0" }, `contains '/'`},
-		{"colon ifname", func(r *AttachRequest) { r.IfName = "eth:0" }, `contains ':'`},
-		{"space ifname", func(r *AttachRequest) { r.IfName = "eth 0" }, `contains ' '`},
-		{"bad gateway", func(r *AttachRequest) { r.Gateway = "1.2.3" }, `--gateway "1.2.3" is not an IPv4 address`},
-		{"bad mac", func(r *AttachRequest) { r.MAC = "zz:00" }, `--mac "zz:00" is not an Ethernet MAC`},
-		{"multicast mac", func(r *AttachRequest) { r.MAC = "01:00:5e:00:00:01" }, "multicast"},
-		{"mtu", func(r *AttachRequest) { r.MTU = 20 }, "--mtu 20 is out of range"},
-		{"mode", func(r *AttachRequest) { r.Mode = "turbo" }, `mode "turbo" is not one of off, observe, fastpath`},
-		{"attach mode", func(r *AttachRequest) { r.AttachMode = "xdp" }, `attach mode "xdp" is not one of auto, tcx, tc`},
-		{"bad ip", func(r *AttachRequest) { r.IP = "300.1.1.1/16" }, `--ip "300.1.1.1/16"`},
+		{"ok", func(*AttachFlags) {}, ""},
+		{"no target", func(r *AttachFlags) { r.Target = TargetSpec{} }, "no target"},
+		{"two targets", func(r *AttachFlags) { r.Target.PID = 5 }, "more than one target"},
+		{"negative pid", func(r *AttachFlags) { r.Target = TargetSpec{PID: -3} }, "--pid -3 is not a process ID"},
+		{"bad container", func(r *AttachFlags) { r.Target.Container = "we b" }, `container name "we b" has ' '`},
+		{"long ifname", func(r *AttachFlags) { r.IfName = "abcdefghijklmnop" }, `"abcdefghijklmnop" is 16 bytes long: at most 15`},
+		{"slash ifname", func(r *AttachFlags) { r.IfName = "eth/0" }, `contains '/'`},
+		{"colon ifname", func(r *AttachFlags) { r.IfName = "eth:0" }, `contains ':'`},
+		{"space ifname", func(r *AttachFlags) { r.IfName = "eth 0" }, `contains ' '`},
+		{"bad gateway", func(r *AttachFlags) { r.Gateway = "1.2.3" }, `--gateway "1.2.3" is not an IPv4 address`},
+		{"bad mac", func(r *AttachFlags) { r.MAC = "zz:00" }, `--mac "zz:00" is not an Ethernet MAC`},
+		{"multicast mac", func(r *AttachFlags) { r.MAC = "01:00:5e:00:00:01" }, "multicast"},
+		{"mtu", func(r *AttachFlags) { r.MTU = 20 }, "--mtu 20 is out of range"},
+		{"mode", func(r *AttachFlags) { r.Mode = "turbo" }, `mode "turbo" is not one of off, observe, fastpath`},
+		{"hook", func(r *AttachFlags) { r.Hook = "xdp" }, `hook "xdp" is not one of auto, tcx, tc`},
+		{"bad ip", func(r *AttachFlags) { r.IP = "300.1.1.1/16" }, `--ip "300.1.1.1/16"`},
 	} {
 		r := base()
 		tc.mutate(&r)
-		err := r.Validate()
+		_, err := r.Parse()
 		if tc.errHas == "" {
 			if err != nil {
 				t.Errorf("%s: unexpected error %v", tc.name, err)
@@ -149,15 +162,18 @@ func TestAttachRequestValidate(t *testing.T) {
 }
 
 func TestDifferences(t *testing.T) {
-	rec := &Record{Bridge: "docker0", IfName: "eth0", Address: "172.17.0.10/16", Gateway: "172.17.0.1", MAC: "02:00:00:00:00:01", MTU: 1500, Mode: ModeObserve}
-	same := AttachRequest{Target: TargetSpec{Container: "web"}, IP: "172.17.0.10"}
-	same.Defaults()
+	rec := &state.Record{Bridge: "docker0", IfName: "eth0", Address: netip.MustParsePrefix("172.17.0.10/16"), Gateway: netip.MustParseAddr("172.17.0.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: 1500, Mode: datapath.Observe}
+	same, err := AttachFlags{Target: TargetSpec{Container: "web"}, IP: "172.17.0.10"}.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := differences(rec, same); d != "" {
 		t.Fatalf("same settings differ: %s", d)
 	}
-	other := same
-	other.IP = "172.17.0.11/16"
-	other.Mode = ModeFastpath
+	other, err := AttachFlags{Target: TargetSpec{Container: "web"}, IP: "172.17.0.11/16", Mode: "fastpath"}.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
 	d := differences(rec, other)
 	if !strings.Contains(d, "ip 172.17.0.10/16, asked 172.17.0.11/16") || !strings.Contains(d, "mode observe, asked fastpath") {
 		t.Fatalf("differences = %q", d)
@@ -165,7 +181,7 @@ func TestDifferences(t *testing.T) {
 }
 
 func TestFreeSlot(t *testing.T) {
-	recs := []*Record{{ID: "a", Slot: 0}, {ID: "b", Slot: 2}}
+	recs := []*state.Record{{ID: "a", Slot: 0}, {ID: "b", Slot: 2}}
 	if s, _ := freeSlot(recs, "c"); s != 1 {
 		t.Fatalf("freeSlot = %d, want 1", s)
 	}

@@ -1,4 +1,4 @@
-package control
+package bench
 
 import (
 	"encoding/json"
@@ -64,7 +64,7 @@ func TestRoundOrder(t *testing.T) {
 }
 
 func TestBenchConfigValidate(t *testing.T) {
-	ok := func() BenchConfig { c := BenchConfig{}; c.Defaults(); return c }
+	ok := func() Config { c := Config{}; c.Defaults(); return c }
 	base := ok()
 	if err := base.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
@@ -74,16 +74,16 @@ func TestBenchConfigValidate(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		mod  func(*BenchConfig)
+		mod  func(*Config)
 		want string
 	}{
-		{"unknown variant", func(c *BenchConfig) { c.Variants = []string{"off", "turbo"} }, `unknown variant "turbo"`},
-		{"twice", func(c *BenchConfig) { c.Variants = []string{"off", "off"} }, `variant "off" is given twice`},
-		{"unknown workload", func(c *BenchConfig) { c.Workloads = []string{"tcp_rrr"} }, `unknown workload "tcp_rrr"`},
-		{"short", func(c *BenchConfig) { c.Duration = 50 * time.Millisecond }, "too short to measure"},
-		{"rounds", func(c *BenchConfig) { c.Rounds = -1 }, "--rounds -1"},
-		{"warmup", func(c *BenchConfig) { c.Warmup = -time.Second }, "--warmup"},
-		{"bridge", func(c *BenchConfig) { c.Bridge = "a/b" }, "--bridge"},
+		{"unknown variant", func(c *Config) { c.Variants = []string{"off", "turbo"} }, `unknown variant "turbo"`},
+		{"twice", func(c *Config) { c.Variants = []string{"off", "off"} }, `variant "off" is given twice`},
+		{"unknown workload", func(c *Config) { c.Workloads = []string{"tcp_rrr"} }, `unknown workload "tcp_rrr"`},
+		{"short", func(c *Config) { c.Duration = 50 * time.Millisecond }, "too short to measure"},
+		{"rounds", func(c *Config) { c.Rounds = -1 }, "--rounds -1"},
+		{"warmup", func(c *Config) { c.Warmup = -time.Second }, "--warmup"},
+		{"bridge", func(c *Config) { c.Bridge = "a/b" }, "--bridge"},
 	} {
 		cfg := ok()
 		c.mod(&cfg)
@@ -92,7 +92,7 @@ func TestBenchConfigValidate(t *testing.T) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
 	}
-	c := BenchConfig{Iperf3: true}
+	c := Config{Iperf3: true}
 	c.Defaults()
 	if !slices.Contains(c.Workloads, WorkloadIperf3) {
 		t.Errorf("--iperf3 did not add the iperf3 workload: %v", c.Workloads)
@@ -100,16 +100,16 @@ func TestBenchConfigValidate(t *testing.T) {
 }
 
 // fakeResult builds a result with rate values per variant per round.
-func fakeResult(rates map[string][]float64) *BenchResult {
-	r := &BenchResult{Version: BenchResultVersion, Config: BenchConfig{Workloads: []string{WorkloadTCPCRR}}}
-	for _, v := range BenchVariants {
+func fakeResult(rates map[string][]float64) *Result {
+	r := &Result{Version: ResultVersion, Config: Config{Workloads: []string{WorkloadTCPCRR}}}
+	for _, v := range Variants {
 		if _, ok := rates[v]; ok {
 			r.Variants = append(r.Variants, v)
 		}
 	}
 	for _, v := range r.Variants {
 		for i, x := range rates[v] {
-			r.Samples = append(r.Samples, BenchSample{Round: i + 1, Variant: v, Workload: WorkloadTCPCRR,
+			r.Samples = append(r.Samples, Sample{Round: i + 1, Variant: v, Workload: WorkloadTCPCRR,
 				Metrics: map[string]float64{"rate": x, "cpu": 100 / x, "resets": 0}})
 		}
 	}
@@ -168,18 +168,18 @@ func TestSummarizeRatios(t *testing.T) {
 func TestCompareBench(t *testing.T) {
 	a := fakeResult(map[string][]float64{VariantOff: {100}, VariantFastpath: {150}})
 	b := fakeResult(map[string][]float64{VariantOff: {100}, VariantFastpath: {120}, VariantLoopback: {300}})
-	rows, err := CompareBench(a, b)
+	rows, err := Compare(a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	find := func(metric, unit, v string) BenchChange {
+	find := func(metric, unit, v string) Change {
 		for _, r := range rows {
 			if r.Metric == metric && r.Unit == unit && r.Variant == v {
 				return r
 			}
 		}
 		t.Fatalf("no row %s %s %s in %+v", metric, unit, v, rows)
-		return BenchChange{}
+		return Change{}
 	}
 	fp := find("rate", "conn/s", VariantFastpath)
 	if fp.A != 150 || fp.B != 120 || math.Abs(fp.ChangePct-(-20)) > 1e-9 || fp.Better == nil || *fp.Better {
@@ -201,7 +201,7 @@ func TestCompareBench(t *testing.T) {
 			t.Errorf("loopback is only in B but compared: %+v", r)
 		}
 	}
-	if _, err := CompareBench(a, fakeResult(map[string][]float64{VariantDocker: {1}})); err == nil {
+	if _, err := Compare(a, fakeResult(map[string][]float64{VariantDocker: {1}})); err == nil {
 		t.Error("no common figure: no error")
 	}
 }
@@ -212,19 +212,19 @@ func TestReadBenchResult(t *testing.T) {
 	data, _ := json.Marshal(a)
 	good := filepath.Join(dir, "a.json")
 	os.WriteFile(good, data, 0o644)
-	if r, err := ReadBenchResult(good); err != nil || len(r.Summary) != len(a.Summary) {
+	if r, err := ReadResult(good); err != nil || len(r.Summary) != len(a.Summary) {
 		t.Errorf("read back: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"version": 7}`), 0o644)
-	if _, err := ReadBenchResult(bad); err == nil || !strings.Contains(err.Error(), "version 7") {
+	if _, err := ReadResult(bad); err == nil || !strings.Contains(err.Error(), "version 7") {
 		t.Errorf("wrong version: %v", err)
 	}
 	os.WriteFile(bad, []byte(`not json`), 0o644)
-	if _, err := ReadBenchResult(bad); err == nil || !strings.Contains(err.Error(), "not a bench result") {
+	if _, err := ReadResult(bad); err == nil || !strings.Contains(err.Error(), "not a bench result") {
 		t.Errorf("not json: %v", err)
 	}
-	if _, err := ReadBenchResult(filepath.Join(dir, "missing.json")); err == nil {
+	if _, err := ReadResult(filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("missing file: no error")
 	}
 }
@@ -233,7 +233,7 @@ func TestPlotBench(t *testing.T) {
 	r := fakeResult(map[string][]float64{VariantOff: {100, 90}, VariantFastpath: {130, 120}, VariantLoopback: {200, 180}})
 	r.Config.Rounds, r.Config.Duration = 2, time.Second
 	f := filepath.Join(t.TempDir(), "b.png")
-	if err := PlotBench(r, f); err != nil {
+	if err := Plot(r, f); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(f)
@@ -253,9 +253,9 @@ func TestFormatNumber(t *testing.T) {
 // TestSummarizeSlices: a round's value is the mean of its slices, and the
 // paired ratio is the median of per-round ratios.
 func TestSummarizeSlices(t *testing.T) {
-	r := &BenchResult{Version: BenchResultVersion, Config: BenchConfig{Workloads: []string{WorkloadTCPCRR}}, Variants: []string{VariantOff, VariantFastpath}}
+	r := &Result{Version: ResultVersion, Config: Config{Workloads: []string{WorkloadTCPCRR}}, Variants: []string{VariantOff, VariantFastpath}}
 	add := func(v string, round, slice int, rate float64) {
-		r.Samples = append(r.Samples, BenchSample{Round: round, Slice: slice, Variant: v, Workload: WorkloadTCPCRR,
+		r.Samples = append(r.Samples, Sample{Round: round, Slice: slice, Variant: v, Workload: WorkloadTCPCRR,
 			Metrics: map[string]float64{"rate": rate, "cpu": 1, "resets": 0}})
 	}
 	// off: rounds 100 (90,110), 200 (200,200), 150 (140,160)
@@ -292,7 +292,7 @@ func TestSliceCount(t *testing.T) {
 		slices int
 		want   int
 	}{{3 * time.Second, 5, 5}, {400 * time.Millisecond, 5, 2}, {200 * time.Millisecond, 5, 1}, {time.Second, 1, 1}} {
-		c := BenchConfig{Duration: tc.d, Slices: tc.slices}
+		c := Config{Duration: tc.d, Slices: tc.slices}
 		if got := c.SliceCount(); got != tc.want {
 			t.Errorf("SliceCount(%v, %d) = %d, want %d", tc.d, tc.slices, got, tc.want)
 		}

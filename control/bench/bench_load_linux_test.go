@@ -1,4 +1,4 @@
-package control
+package bench
 
 import (
 	"net"
@@ -18,7 +18,7 @@ func TestLoadLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	for _, w := range BenchWorkloads {
+	for _, w := range Workloads {
 		t.Run(w, func(t *testing.T) {
 			var stop atomic.Bool
 			c, s, _ := cpuSplit(os.Getenv("NSWIRE_NO_PIN") == "")
@@ -31,7 +31,7 @@ func TestLoadLoopback(t *testing.T) {
 			if units <= 0 || el <= 0 {
 				t.Errorf("units %v, elapsed %v", units, el)
 			}
-			md := BenchMetrics(w)
+			md := Metrics(w)
 			for _, d := range md {
 				if d.Key == "cpu" {
 					continue

@@ -1,4 +1,4 @@
-package control
+package bench
 
 // The bench's data model and arithmetic: configuration and its validation,
 // the interleaved order of a round, medians, spreads and ratios, the result
@@ -28,8 +28,8 @@ const (
 	VariantLoopback = "loopback" // both ends in one namespace over lo: the limit
 )
 
-// BenchVariants lists the variants in their default order.
-var BenchVariants = []string{VariantDocker, VariantOff, VariantObserve, VariantFastpath, VariantLoopback}
+// Variants lists the variants in their default order.
+var Variants = []string{VariantDocker, VariantOff, VariantObserve, VariantFastpath, VariantLoopback}
 
 // Bench workloads.
 const (
@@ -40,13 +40,13 @@ const (
 	WorkloadIperf3    = "iperf3"     // iperf3 TCP throughput, a cross-check
 )
 
-// BenchWorkloads lists the default workloads; WorkloadIperf3 is added by
-// BenchConfig.Iperf3.
-var BenchWorkloads = []string{WorkloadTCPRR, WorkloadTCPCRR, WorkloadTCPStream, WorkloadUDPRate}
+// Workloads lists the default workloads; WorkloadIperf3 is added by
+// Config.Iperf3.
+var Workloads = []string{WorkloadTCPRR, WorkloadTCPCRR, WorkloadTCPStream, WorkloadUDPRate}
 
-// MinBenchDuration is the shortest measuring time per cell that still gives
+// MinDuration is the shortest measuring time per cell that still gives
 // a rate worth reporting.
-const MinBenchDuration = 200 * time.Millisecond
+const MinDuration = 200 * time.Millisecond
 
 // MetricDef describes one figure a workload produces.
 type MetricDef struct {
@@ -83,11 +83,11 @@ var benchMetrics = map[string][]MetricDef{
 	},
 }
 
-// BenchMetrics returns the figures of workload w, headline first.
-func BenchMetrics(w string) []MetricDef { return benchMetrics[w] }
+// Metrics returns the figures of workload w, headline first.
+func Metrics(w string) []MetricDef { return benchMetrics[w] }
 
-// BenchConfig is what a bench run measures and how.
-type BenchConfig struct {
+// Config is what a bench run measures and how.
+type Config struct {
 	Variants  []string      `json:"variants"`
 	Workloads []string      `json:"workloads"`
 	Rounds    int           `json:"rounds"`
@@ -107,55 +107,55 @@ type BenchConfig struct {
 
 // Bench defaults.
 const (
-	DefaultBenchRounds   = 5
-	DefaultBenchDuration = 3 * time.Second
-	DefaultBenchWarmup   = 500 * time.Millisecond
-	DefaultBenchSlices   = 5
-	DefaultBenchImage    = "nswire-busybox:latest"
+	DefaultRounds   = 5
+	DefaultDuration = 3 * time.Second
+	DefaultWarmup   = 500 * time.Millisecond
+	DefaultSlices   = 5
+	DefaultImage    = "nswire-busybox:latest"
 )
 
 // Defaults fills empty fields.
-func (c *BenchConfig) Defaults() {
+func (c *Config) Defaults() {
 	if len(c.Variants) == 0 {
-		c.Variants = slices.Clone(BenchVariants)
+		c.Variants = slices.Clone(Variants)
 	}
 	if len(c.Workloads) == 0 {
-		c.Workloads = slices.Clone(BenchWorkloads)
+		c.Workloads = slices.Clone(Workloads)
 	}
 	if c.Iperf3 && !slices.Contains(c.Workloads, WorkloadIperf3) {
 		c.Workloads = append(c.Workloads, WorkloadIperf3)
 	}
 	if c.Rounds == 0 {
-		c.Rounds = DefaultBenchRounds
+		c.Rounds = DefaultRounds
 	}
 	if c.Duration == 0 {
-		c.Duration = DefaultBenchDuration
+		c.Duration = DefaultDuration
 	}
 	if c.Slices == 0 {
-		c.Slices = DefaultBenchSlices
+		c.Slices = DefaultSlices
 	}
 	if c.Bridge == "" {
 		c.Bridge = "docker0"
 	}
 	if c.Image == "" {
-		c.Image = DefaultBenchImage
+		c.Image = DefaultImage
 	}
 }
 
 // Validate checks the configuration without touching the machine.
-func (c *BenchConfig) Validate() error {
-	if err := checkNames("variant", c.Variants, BenchVariants); err != nil {
+func (c *Config) Validate() error {
+	if err := checkNames("variant", c.Variants, Variants); err != nil {
 		return err
 	}
-	all := append(slices.Clone(BenchWorkloads), WorkloadIperf3)
+	all := append(slices.Clone(Workloads), WorkloadIperf3)
 	if err := checkNames("workload", c.Workloads, all); err != nil {
 		return err
 	}
 	switch {
 	case c.Rounds < 1 || c.Rounds > 1000:
 		return fmt.Errorf("--rounds %d is out of range: give 1 to 1000", c.Rounds)
-	case c.Duration < MinBenchDuration:
-		return fmt.Errorf("--duration %s is too short to measure: give at least %s (default %s)", c.Duration, MinBenchDuration, DefaultBenchDuration)
+	case c.Duration < MinDuration:
+		return fmt.Errorf("--duration %s is too short to measure: give at least %s (default %s)", c.Duration, MinDuration, DefaultDuration)
 	case c.Duration > time.Hour:
 		return fmt.Errorf("--duration %s is over an hour per cell: give less", c.Duration)
 	case c.Slices < 1 || c.Slices > 100:
@@ -187,15 +187,15 @@ func checkNames(what string, got, known []string) error {
 }
 
 // SliceCount is the number of slices a cell is really cut into: Slices, but
-// never so many that a slice is shorter than MinBenchDuration.
-func (c *BenchConfig) SliceCount() int {
-	n := min(c.Slices, int(c.Duration/MinBenchDuration))
+// never so many that a slice is shorter than MinDuration.
+func (c *Config) SliceCount() int {
+	n := min(c.Slices, int(c.Duration/MinDuration))
 	return max(n, 1)
 }
 
 // SliceWarmup is the unmeasured time before each slice: the cell's warm-up
 // spread over its slices, at least 100 ms.
-func (c *BenchConfig) SliceWarmup() time.Duration {
+func (c *Config) SliceWarmup() time.Duration {
 	return max(c.Warmup/time.Duration(c.SliceCount()), 100*time.Millisecond)
 }
 
@@ -226,9 +226,9 @@ type CPUUsage struct {
 // the softirq time, where the kernel's receive path runs.
 func (c CPUUsage) TotalNs() int64 { return c.UserNs + c.SysNs + c.SoftirqNs }
 
-// BenchSample is one measured cell: one variant running one workload in one
+// Sample is one measured cell: one variant running one workload in one
 // round.
-type BenchSample struct {
+type Sample struct {
 	Round    int                `json:"round"` // 1-based
 	Slice    int                `json:"slice"` // 1-based, within the round's cell
 	Seq      int                `json:"seq"`   // position in the whole run, 1-based
@@ -240,11 +240,11 @@ type BenchSample struct {
 	CPU      CPUUsage           `json:"cpu"`
 }
 
-// BenchFigure is the summary of one figure of one variant over all rounds.
+// Figure is the summary of one figure of one variant over all rounds.
 // The ratios are Median divided by the median of the same figure of `off`
 // and of `loopback`; they are absent when that variant was not run, when
 // that median is zero, and for counts of trouble (loss, resets).
-type BenchFigure struct {
+type Figure struct {
 	Workload     string   `json:"workload"`
 	Metric       string   `json:"metric"`
 	Unit         string   `json:"unit"`
@@ -263,15 +263,15 @@ type BenchFigure struct {
 }
 
 // SpreadPct is the spread (max−min) as a percentage of the median.
-func (f BenchFigure) SpreadPct() float64 {
+func (f Figure) SpreadPct() float64 {
 	if f.Median == 0 {
 		return 0
 	}
 	return 100 * (f.Max - f.Min) / math.Abs(f.Median)
 }
 
-// BenchEnv describes the machine, because it changes the result.
-type BenchEnv struct {
+// Env describes the machine, because it changes the result.
+type Env struct {
 	Kernel          string `json:"kernel"`
 	CPUs            int    `json:"cpus"`
 	CPUModel        string `json:"cpuModel,omitempty"`
@@ -285,22 +285,22 @@ type BenchEnv struct {
 	Pinning         string `json:"pinning"`
 }
 
-// BenchResultVersion is the version of the result file format.
-const BenchResultVersion = 1
+// ResultVersion is the version of the result file format.
+const ResultVersion = 1
 
-// BenchResult is a whole run: its configuration, the machine, every raw
+// Result is a whole run: its configuration, the machine, every raw
 // sample and the summary.
-type BenchResult struct {
-	Version  int           `json:"version"`
-	Tool     string        `json:"tool"`
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished"`
-	Config   BenchConfig   `json:"config"`
-	Env      BenchEnv      `json:"env"`
-	Notes    []string      `json:"notes,omitempty"`
-	Variants []string      `json:"variantsRun"` // the variants measured (skipped ones left out)
-	Samples  []BenchSample `json:"samples"`
-	Summary  []BenchFigure `json:"summary"`
+type Result struct {
+	Version  int       `json:"version"`
+	Tool     string    `json:"tool"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Config   Config    `json:"config"`
+	Env      Env       `json:"env"`
+	Notes    []string  `json:"notes,omitempty"`
+	Variants []string  `json:"variantsRun"` // the variants measured (skipped ones left out)
+	Samples  []Sample  `json:"samples"`
+	Summary  []Figure  `json:"summary"`
 }
 
 // Median returns the median of xs (the mean of the middle two for an even
@@ -322,7 +322,7 @@ func Median(xs []float64) float64 {
 // figure and variant in the order of the configuration, the median, min and
 // max over the rounds, and the ratios of the median to the medians of `off`
 // and `loopback`.
-func (r *BenchResult) Summarize() {
+func (r *Result) Summarize() {
 	r.Summary = nil
 	// A round's value is the mean of its slices (equal durations).
 	type cellKey struct {
@@ -365,7 +365,7 @@ func (r *BenchResult) Summarize() {
 				if len(xs) == 0 {
 					continue
 				}
-				f := BenchFigure{Workload: w, Metric: md.Key, Unit: md.Unit, HigherBetter: md.HigherBetter,
+				f := Figure{Workload: w, Metric: md.Key, Unit: md.Unit, HigherBetter: md.HigherBetter,
 					Variant: v, N: len(xs), Median: med[v], Min: slices.Min(xs), Max: slices.Max(xs)}
 				if !md.MayBeZero { // counts of trouble (loss, resets) have no meaningful ratio
 					f.VsOff = ratio(med[v], med, VariantOff)
@@ -404,28 +404,28 @@ func ratio(x float64, med map[string]float64, base string) *float64 {
 }
 
 // Figure returns the summary figure of (workload, metric, variant).
-func (r *BenchResult) Figure(workload, metric, variant string) (BenchFigure, bool) {
+func (r *Result) Figure(workload, metric, variant string) (Figure, bool) {
 	for _, f := range r.Summary {
 		if f.Workload == workload && f.Metric == metric && f.Variant == variant {
 			return f, true
 		}
 	}
-	return BenchFigure{}, false
+	return Figure{}, false
 }
 
-// ReadBenchResult reads a result file written by `nswire bench -o json` or
+// ReadResult reads a result file written by `nswire bench -o json` or
 // `--out`.
-func ReadBenchResult(path string) (*BenchResult, error) {
+func ReadResult(path string) (*Result, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read bench result: %w", err)
 	}
-	var r BenchResult
+	var r Result
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("read bench result %s: not a bench result file: %w", path, err)
 	}
-	if r.Version != BenchResultVersion {
-		return nil, fmt.Errorf("read bench result %s: format version %d, this nswire reads version %d", path, r.Version, BenchResultVersion)
+	if r.Version != ResultVersion {
+		return nil, fmt.Errorf("read bench result %s: format version %d, this nswire reads version %d", path, r.Version, ResultVersion)
 	}
 	if len(r.Summary) == 0 {
 		return nil, fmt.Errorf("read bench result %s: it has no summary", path)
@@ -433,8 +433,8 @@ func ReadBenchResult(path string) (*BenchResult, error) {
 	return &r, nil
 }
 
-// BenchChange is the change of one median (or ratio) between two runs.
-type BenchChange struct {
+// Change is the change of one median (or ratio) between two runs.
+type Change struct {
 	Workload string  `json:"workload"`
 	Metric   string  `json:"metric"`
 	Unit     string  `json:"unit"`
@@ -448,10 +448,10 @@ type BenchChange struct {
 	Better *bool `json:"better,omitempty"`
 }
 
-// CompareBench lists the change of every median present in both a and b,
+// Compare lists the change of every median present in both a and b,
 // followed by the change of every ratio to `off` (Unit "×off").
-func CompareBench(a, b *BenchResult) ([]BenchChange, error) {
-	var out, ratios []BenchChange
+func Compare(a, b *Result) ([]Change, error) {
+	var out, ratios []Change
 	for _, fa := range a.Summary {
 		fb, ok := b.Figure(fa.Workload, fa.Metric, fa.Variant)
 		if !ok {
@@ -468,8 +468,8 @@ func CompareBench(a, b *BenchResult) ([]BenchChange, error) {
 	return append(out, ratios...), nil
 }
 
-func change(w, m, unit, v string, a, b float64, higherBetter bool) BenchChange {
-	c := BenchChange{Workload: w, Metric: m, Unit: unit, Variant: v, A: a, B: b}
+func change(w, m, unit, v string, a, b float64, higherBetter bool) Change {
+	c := Change{Workload: w, Metric: m, Unit: unit, Variant: v, A: a, B: b}
 	if a != 0 {
 		c.ChangePct = 100 * (b - a) / math.Abs(a)
 	}

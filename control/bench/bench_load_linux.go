@@ -1,4 +1,4 @@
-package control
+package bench
 
 // The bench's load generator. Each workload runs a server and a client, each
 // on its own goroutine locked to its own OS thread; the thread is pinned to a
@@ -17,11 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/nswire/nswire/netops"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -68,29 +68,10 @@ func (s *sideResult) add(t time.Duration, n float64, w loadWindow) {
 	s.last = t
 }
 
-// onLockedThread runs fn on a new goroutine whose thread is pinned to cpu
-// (when ≥ 0) and switched into ns, and never unlocked: the thread ends with
-// the goroutine. It returns when fn has returned.
+// onLockedThread runs fn on a new thread pinned to cpu (when ≥ 0) and
+// switched into ns for good (netops.Go).
 func onLockedThread(ns netns.NsHandle, cpu int, fn func() error) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread is discarded when this goroutine ends.
-		if cpu >= 0 {
-			var set unix.CPUSet
-			set.Set(cpu)
-			if err := unix.SchedSetaffinity(0, &set); err != nil {
-				done <- fmt.Errorf("pin thread to CPU %d: %w", cpu, err)
-				return
-			}
-		}
-		if err := netns.Set(ns); err != nil {
-			done <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		done <- fn()
-	}()
-	return done
+	return netops.Go(ns, cpu, fn)
 }
 
 func sockaddr(ip net.IP, port int) *unix.SockaddrInet4 {

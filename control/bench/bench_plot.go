@@ -1,4 +1,4 @@
-package control
+package bench
 
 import (
 	"errors"
@@ -11,12 +11,12 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// PlotBench draws r's headline figures as a grouped bar chart and saves it
+// Plot draws r's headline figures as a grouped bar chart and saves it
 // to file (the format follows the extension: .png, .svg, .pdf): one group
 // per workload, one bar per variant, the median relative to the median of
 // `off` (or of the first variant run without `off`), with whiskers from the
 // minimum to the maximum round.
-func PlotBench(r *BenchResult, file string) error {
+func Plot(r *Result, file string) error {
 	if len(r.Summary) == 0 {
 		return errors.New("plot: the result has no figures")
 	}

@@ -1,4 +1,4 @@
-package control
+package datapath
 
 import (
 	"bytes"
@@ -276,7 +276,7 @@ func mapEntries(t testing.TB, m *ebpf.Map) int {
 
 func TestDatapathAttachCountsExactly(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, am := range []AttachMode{AttachTCX, AttachTC, AttachAuto} {
+	for _, am := range []Hook{HookTCX, HookTC, HookAuto} {
 		t.Run(string(am), func(t *testing.T) {
 			p := newPairNet(t)
 			pinDir := testPinDir(t)
@@ -285,27 +285,27 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 
 			d, err := OpenDatapath(pinDir)
 			must(t, err)
-			var used AttachMode
-			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathFastpath, am) })
+			var used Hook
+			inNS(t, p.host, func() { used, err = d.Install(ep, Fastpath, am) })
 			must(t, err)
 			wantUsed := am
-			if am == AttachAuto {
-				wantUsed = AttachTCX // this kernel has tcx
+			if am == HookAuto {
+				wantUsed = HookTCX // this kernel has tcx
 			}
 			if used != wantUsed {
 				t.Fatalf("used %q, want %q", used, wantUsed)
 			}
 			inNS(t, p.host, func() {
-				if got, ok := d.Attached(p.hostIf); !ok || got != wantUsed {
+				if got, ok := d.Installed(p.hostIf); !ok || got != wantUsed {
 					t.Errorf("Attached = %q, %v", got, ok)
 				}
 			})
 			filters, _ := tcState(t, p.host, p.hostIdx)
 			progs := tcxPrograms(t, p.host, p.hostIdx)
-			if wantUsed == AttachTCX && (progs != 2 || filters != 0) {
+			if wantUsed == HookTCX && (progs != 2 || filters != 0) {
 				t.Errorf("tcx: %d tcx programs, %d filters; want 2, 0", progs, filters)
 			}
-			if wantUsed == AttachTC && (progs != 0 || filters != 2) {
+			if wantUsed == HookTC && (progs != 0 || filters != 2) {
 				t.Errorf("tc: %d tcx programs, %d filters; want 0, 2", progs, filters)
 			}
 
@@ -315,12 +315,12 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 			wantUDP(t, d, slot, 100, 40)
 
 			// Re-attach and switching modes keep the counters.
-			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathFastpath, am) })
+			inNS(t, p.host, func() { used, err = d.Install(ep, Fastpath, am) })
 			must(t, err)
 			if used != wantUsed {
 				t.Errorf("re-attach used %q", used)
 			}
-			inNS(t, p.host, func() { err = d.SetMode(ep, DatapathObserve, am) })
+			inNS(t, p.host, func() { err = d.SetMode(ep, Observe, am) })
 			must(t, err)
 			if rec, _ := d.Objects().Endpoint(p.hostIdx); rec.Mode != bpf.ModeObserve {
 				t.Errorf("mode %d after SetMode observe", rec.Mode)
@@ -335,12 +335,12 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 			must(t, err)
 			defer d.Close()
 			inNS(t, p.host, func() {
-				if got, ok := d.Attached(p.hostIf); !ok || got != wantUsed {
+				if got, ok := d.Installed(p.hostIf); !ok || got != wantUsed {
 					t.Errorf("after reopen: Attached = %q, %v", got, ok)
 				}
 			})
 			wantUDP(t, d, slot, 110, 40)
-			inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathObserve, AttachAuto) })
+			inNS(t, p.host, func() { used, err = d.Install(ep, Observe, HookAuto) })
 			must(t, err)
 			if used != wantUsed {
 				t.Errorf("re-attach after reopen used %q, want %q", used, wantUsed)
@@ -350,7 +350,7 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 
 			// Detach leaves nothing; a second Detach is a no-op.
 			for range 2 {
-				inNS(t, p.host, func() { err = d.Detach(p.hostIf, p.hostIdx, p.ctrIP, nil) })
+				inNS(t, p.host, func() { err = d.Remove(p.hostIf, p.hostIdx, p.ctrIP, nil) })
 				must(t, err)
 			}
 			if n := tcxPrograms(t, p.host, p.hostIdx); n != 0 {
@@ -367,7 +367,7 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 				t.Errorf("%d map entries left", n)
 			}
 			inNS(t, p.host, func() {
-				if got, ok := d.Attached(p.hostIf); ok {
+				if got, ok := d.Installed(p.hostIf); ok {
 					t.Errorf("still attached (%s)", got)
 				}
 			})
@@ -382,32 +382,32 @@ func TestDatapathSwitchAttachMode(t *testing.T) {
 	must(t, err)
 	defer d.Close()
 	ep := p.endpoint(1)
-	for _, am := range []AttachMode{AttachTCX, AttachTC, AttachTCX} {
-		var used AttachMode
-		inNS(t, p.host, func() { used, err = d.Attach(ep, DatapathObserve, am) })
+	for _, am := range []Hook{HookTCX, HookTC, HookTCX} {
+		var used Hook
+		inNS(t, p.host, func() { used, err = d.Install(ep, Observe, am) })
 		must(t, err)
 		if used != am {
 			t.Fatalf("used %q, want %q", used, am)
 		}
 		progs := tcxPrograms(t, p.host, p.hostIdx)
 		filters, _ := tcState(t, p.host, p.hostIdx)
-		if (am == AttachTCX) != (progs == 2 && filters == 0) || (am == AttachTC) != (progs == 0 && filters == 2) {
+		if (am == HookTCX) != (progs == 2 && filters == 0) || (am == HookTC) != (progs == 0 && filters == 2) {
 			t.Errorf("%s: %d tcx programs, %d tc filters", am, progs, filters)
 		}
 	}
 	// Off detaches.
-	inNS(t, p.host, func() { err = d.SetMode(ep, DatapathOff, AttachAuto) })
+	inNS(t, p.host, func() { err = d.SetMode(ep, Off, HookAuto) })
 	must(t, err)
 	if n := tcxPrograms(t, p.host, p.hostIdx); n != 0 {
 		t.Errorf("off: %d tcx programs left", n)
 	}
 	// And coming back from off attaches again.
-	inNS(t, p.host, func() { err = d.SetMode(ep, DatapathFastpath, AttachAuto) })
+	inNS(t, p.host, func() { err = d.SetMode(ep, Fastpath, HookAuto) })
 	must(t, err)
 	if n := tcxPrograms(t, p.host, p.hostIdx); n != 2 {
 		t.Errorf("fastpath after off: %d tcx programs", n)
 	}
-	inNS(t, p.host, func() { err = d.Detach(p.hostIf, p.hostIdx, p.ctrIP, nil) })
+	inNS(t, p.host, func() { err = d.Remove(p.hostIf, p.hostIdx, p.ctrIP, nil) })
 	must(t, err)
 }
 
@@ -419,7 +419,7 @@ func TestDatapathAttachWrongDevice(t *testing.T) {
 	defer d.Close()
 	ep := p.endpoint(1)
 	ep.HostIfName = "nswnope"
-	inNS(t, p.host, func() { _, err = d.Attach(ep, DatapathObserve, AttachAuto) })
+	inNS(t, p.host, func() { _, err = d.Install(ep, Observe, HookAuto) })
 	if err == nil {
 		t.Fatal("attach to an index with another name succeeded")
 	}
@@ -427,7 +427,7 @@ func TestDatapathAttachWrongDevice(t *testing.T) {
 		t.Errorf("%d endpoint entries left after failed attach", n)
 	}
 	// Detach of something that is not there is fine.
-	inNS(t, p.host, func() { err = d.Detach("nswnope", 99999, nil, nil) })
+	inNS(t, p.host, func() { err = d.Remove("nswnope", 99999, nil, nil) })
 	must(t, err)
 }
 
@@ -441,13 +441,13 @@ func TestTCXSupported(t *testing.T) {
 	t.Logf("netkit supported: %v", nk)
 }
 
-// TestDatapathFastpathRedirect wires two "containers" into a bridge in a
+// TestFastpathRedirect wires two "containers" into a bridge in a
 // throwaway host netns and checks that, with both in fast-path mode, their
 // traffic is redirected peer to peer (the bridge port towards the receiver
 // does not transmit it) and counted exactly on both sides, and that after
 // switching the receiver to observe the same traffic takes the bridge and is
 // still counted exactly.
-func TestDatapathFastpathRedirect(t *testing.T) {
+func TestFastpathRedirect(t *testing.T) {
 	testenv.RequireRoot(t)
 	host, c1, c2 := newNetNS(t), newNetNS(t), newNetNS(t)
 	for _, ns := range []netns.NsHandle{host, c1, c2} {
@@ -507,7 +507,7 @@ func TestDatapathFastpathRedirect(t *testing.T) {
 	}
 	inNS(t, host, func() {
 		for i, c := range []*ctr{a, b} {
-			if _, err := d.Attach(spec(c, uint32(10+i)), DatapathFastpath, AttachAuto); err != nil {
+			if _, err := d.Install(spec(c, uint32(10+i)), Fastpath, HookAuto); err != nil {
 				panic(err)
 			}
 		}
@@ -543,7 +543,7 @@ func TestDatapathFastpathRedirect(t *testing.T) {
 	// Receiver b back to observe: a's packets to b take the bridge, and so
 	// do b's (b is not in fast-path mode), still counted exactly once.
 	inNS(t, host, func() {
-		if err := d.SetMode(spec(b, 11), DatapathObserve, AttachAuto); err != nil {
+		if err := d.SetMode(spec(b, 11), Observe, HookAuto); err != nil {
 			panic(err)
 		}
 	})
@@ -557,7 +557,7 @@ func TestDatapathFastpathRedirect(t *testing.T) {
 
 	inNS(t, host, func() {
 		for _, c := range []*ctr{a, b} {
-			if err := d.Detach(c.hostIf, c.idx, c.ip, nil); err != nil {
+			if err := d.Remove(c.hostIf, c.idx, c.ip, nil); err != nil {
 				panic(err)
 			}
 		}
@@ -587,10 +587,10 @@ func TestOpenDatapathMaps(t *testing.T) {
 		t.Errorf("ReadCounters: %v", c)
 	}
 	spec := EndpointSpec{HostIfName: "lo", HostIfindex: 1, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Slot: 8}
-	if _, err := r.Attach(spec, DatapathObserve, AttachAuto); !errors.Is(err, errReadOnly) {
+	if _, err := r.Install(spec, Observe, HookAuto); !errors.Is(err, errReadOnly) {
 		t.Errorf("Attach on a read-only datapath: %v", err)
 	}
-	if err := r.SetMode(spec, DatapathFastpath, AttachAuto); !errors.Is(err, errReadOnly) {
+	if err := r.SetMode(spec, Fastpath, HookAuto); !errors.Is(err, errReadOnly) {
 		t.Errorf("SetMode on a read-only datapath: %v", err)
 	}
 }

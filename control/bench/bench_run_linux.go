@@ -1,4 +1,4 @@
-package control
+package bench
 
 // The bench runner: checks everything it can before creating anything, sets
 // up the subjects of each variant, runs the interleaved matrix, and removes
@@ -25,23 +25,25 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
 
-// BenchLabel is set on every container the bench creates, so that leftovers
+// Label is set on every container the bench creates, so that leftovers
 // of a killed run can be found: docker ps -a --filter label=org.nswire.bench
-const BenchLabel = "org.nswire.bench"
+const Label = "org.nswire.bench"
 
-// BenchNetnsPrefix starts the name of every namespace the bench creates
+// NetnsPrefix starts the name of every namespace the bench creates
 // under /run/netns.
-const BenchNetnsPrefix = "nswb-"
+const NetnsPrefix = "nswb-"
 
-// BenchProgress says which cell is running.
-type BenchProgress struct {
+// Progress says which cell is running.
+type Progress struct {
 	Round, Rounds int
 	Cell, Cells   int
 	Variant       string
@@ -54,12 +56,12 @@ type benchPair struct {
 	variant           string
 	client, server    netns.NsHandle
 	serverIP          net.IP
-	clientRec, srvRec *Record
+	clientRec, srvRec *state.Record
 }
 
 // benchLab holds everything a run created, to remove it.
 type benchLab struct {
-	m          *Manager
+	m          *control.Manager
 	cli        *client.Client // nil without containers
 	prefix     string
 	image      string
@@ -75,16 +77,16 @@ type benchLab struct {
 // removes every container, namespace and attach it made before it returns,
 // also when ctx is cancelled (then it returns the samples measured so far
 // with ctx's error). progress, when non-nil, is called before each cell.
-func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(BenchProgress)) (res *BenchResult, err error) {
+func Run(ctx context.Context, m *control.Manager, cfg Config, progress func(Progress)) (res *Result, err error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if progress == nil {
-		progress = func(BenchProgress) {}
+		progress = func(Progress) {}
 	}
-	res = &BenchResult{Version: BenchResultVersion, Started: time.Now().UTC(), Config: cfg}
-	lab, variants, err := m.benchPreflight(ctx, &cfg, res)
+	res = &Result{Version: ResultVersion, Started: time.Now().UTC(), Config: cfg}
+	lab, variants, err := preflight(ctx, m, &cfg, res)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(Benc
 	// Everything created from here on is removed on the way out, with a
 	// context of its own: ctx may be the cancelled one.
 	defer func() {
-		progress(BenchProgress{Setup: "removing subjects"})
+		progress(Progress{Setup: "removing subjects"})
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if cerr := lab.close(cctx); cerr != nil {
@@ -104,14 +106,14 @@ func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(Benc
 
 	pairs := map[string]*benchPair{}
 	for _, v := range variants {
-		progress(BenchProgress{Setup: "setting up " + v})
+		progress(Progress{Setup: "setting up " + v})
 		p, err := lab.setup(ctx, v)
 		if err != nil {
 			return nil, fmt.Errorf("set up variant %s: %w", v, err)
 		}
 		pairs[v] = p
 	}
-	m.benchEnv(res, pairs)
+	benchEnv(m, res, pairs)
 
 	clientCPU, serverCPU, _ := cpuSplit(!cfg.NoPin)
 	// Enough Ps that the two load threads never wait for one.
@@ -133,7 +135,7 @@ func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(Benc
 						return res, err
 					}
 					seq++
-					progress(BenchProgress{Round: r + 1, Rounds: cfg.Rounds, Cell: seq, Cells: cells, Variant: v, Workload: w})
+					progress(Progress{Round: r + 1, Rounds: cfg.Rounds, Cell: seq, Cells: cells, Variant: v, Workload: w})
 					s, err := measure(ctx, pairs[v], w, sliceCfg, clientCPU, serverCPU)
 					if err != nil {
 						if ctx.Err() != nil {
@@ -156,11 +158,11 @@ func (m *Manager) Bench(ctx context.Context, cfg BenchConfig, progress func(Benc
 
 // benchPreflight checks everything that can fail before anything exists and
 // decides the subjects and the variants to run.
-func (m *Manager) benchPreflight(ctx context.Context, cfg *BenchConfig, res *BenchResult) (*benchLab, []string, error) {
-	if err := CheckCapabilities(); err != nil {
+func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result) (*benchLab, []string, error) {
+	if err := control.CheckCapabilities(); err != nil {
 		return nil, nil, err
 	}
-	br, nets, err := netops.Bridge(m.host, cfg.Bridge)
+	br, nets, err := netops.Bridge(m.Host(), cfg.Bridge)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +182,7 @@ func (m *Manager) benchPreflight(ctx context.Context, cfg *BenchConfig, res *Ben
 	}
 	var b [3]byte
 	rand.Read(b[:])
-	lab := &benchLab{m: m, prefix: BenchNetnsPrefix + hex.EncodeToString(b[:]), image: cfg.Image, bridge: cfg.Bridge}
+	lab := &benchLab{m: m, prefix: NetnsPrefix + hex.EncodeToString(b[:]), image: cfg.Image, bridge: cfg.Bridge}
 
 	variants := slices.Clone(cfg.Variants)
 	if !cfg.NetnsOnly {
@@ -250,10 +252,10 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 		}
 		p.client, p.server, p.serverIP = hs[0], hs[1], ips[1]
 	default: // off, observe, fastpath: nswire wiring
-		var recs [2]*Record
+		var recs [2]*state.Record
 		var hs [2]netns.NsHandle
 		for i, side := range []string{"c", "s"} {
-			req := AttachRequest{Bridge: l.bridge, Mode: v}
+			req := control.AttachRequest{Bridge: l.bridge, Mode: datapath.Mode(v)}
 			if l.cli != nil {
 				id, _, err := l.newContainer(ctx, "none", v+"-"+side)
 				if err != nil {
@@ -283,7 +285,7 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 			}
 			hs[i] = h
 		}
-		p.client, p.server, p.serverIP = hs[0], hs[1], recs[1].IP().To4()
+		p.client, p.server, p.serverIP = hs[0], hs[1], recs[1].IPv4()
 		p.clientRec, p.srvRec = recs[0], recs[1]
 	}
 	return p, nil
@@ -299,52 +301,22 @@ func (l *benchLab) openNetns(path string) (netns.NsHandle, error) {
 }
 
 // newNetns creates the namespace <prefix>-<suffix> under /run/netns with lo
-// up, on a locked thread that is switched back before it is unlocked.
+// up (see netops.NewNamedNetns).
 func (l *benchLab) newNetns(suffix string) (netns.NsHandle, error) {
 	name := l.prefix + "-" + suffix
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return netns.None(), fmt.Errorf("get current netns: %w", err)
+	ns, err := netops.NewNamedNetns(name)
+	if ns.IsOpen() {
+		l.netnsNames = append(l.netnsNames, name)
+		l.handles = append(l.handles, ns)
 	}
-	defer orig.Close()
-	ns, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		// The thread is in an unknown namespace: leave it locked, so the
-		// runtime discards it when this goroutine ends.
-		if err == nil {
-			l.netnsNames = append(l.netnsNames, name)
-			ns.Close()
-		}
-		return netns.None(), fmt.Errorf("restore netns: %w", serr)
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		return netns.None(), fmt.Errorf("create netns %s: %w", name, err)
-	}
-	l.netnsNames = append(l.netnsNames, name)
-	l.handles = append(l.handles, ns)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return ns, fmt.Errorf("netlink in %s: %w", name, err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		return ns, fmt.Errorf("set lo up in %s: %w", name, err)
-	}
-	return ns, nil
+	return ns, err
 }
 
 // newContainer starts a container of the bench image running sleep, in
 // Docker network mode netMode, and returns its ID and PID.
 func (l *benchLab) newContainer(ctx context.Context, netMode, suffix string) (string, int, error) {
 	name := l.prefix + "-" + suffix
-	cfg := &container.Config{Image: l.image, Cmd: []string{"sleep", "1000000"}, Labels: map[string]string{BenchLabel: "1"}}
+	cfg := &container.Config{Image: l.image, Cmd: []string{"sleep", "1000000"}, Labels: map[string]string{Label: "1"}}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(netMode), AutoRemove: false}
 	created, err := l.cli.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, name)
 	if err != nil {
@@ -405,12 +377,12 @@ func (l *benchLab) close(ctx context.Context) error {
 }
 
 // measure runs one cell and turns its counts into figures.
-func measure(ctx context.Context, p *benchPair, w string, cfg BenchConfig, clientCPU, serverCPU int) (BenchSample, error) {
+func measure(ctx context.Context, p *benchPair, w string, cfg Config, clientCPU, serverCPU int) (Sample, error) {
 	var stop atomic.Bool
 	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	spec := loadSpec{workload: w, clientNS: p.client, serverNS: p.server, serverIP: p.serverIP,
 		warmup: cfg.Warmup, duration: cfg.Duration, clientCPU: clientCPU, serverCPU: serverCPU, stop: &stop}
-	s := BenchSample{Variant: p.variant, Workload: w, Start: time.Now().UTC()}
+	s := Sample{Variant: p.variant, Workload: w, Start: time.Now().UTC()}
 	if w == WorkloadIperf3 {
 		gbps, err := runIperf3(spec)
 		if err != nil {
@@ -529,7 +501,7 @@ func ownCgroupCPUStat() string {
 }
 
 // benchEnv fills the header: what about the machine changes the result.
-func (m *Manager) benchEnv(res *BenchResult, pairs map[string]*benchPair) {
+func benchEnv(m *control.Manager, res *Result, pairs map[string]*benchPair) {
 	e := &res.Env
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
@@ -543,7 +515,7 @@ func (m *Manager) benchEnv(res *BenchResult, pairs map[string]*benchPair) {
 		e.Subjects = "containers (" + res.Config.Image + ")"
 	}
 	e.Bridge = res.Config.Bridge
-	if l, err := m.host.LinkByName(res.Config.Bridge); err == nil {
+	if l, err := m.Host().LinkByName(res.Config.Bridge); err == nil {
 		e.MTU = l.Attrs().MTU
 	}
 	// Offloads of a host veth of an nswire pair (they are the same for every
@@ -551,16 +523,16 @@ func (m *Manager) benchEnv(res *BenchResult, pairs map[string]*benchPair) {
 	var parts []string
 	for _, v := range []string{VariantOff, VariantObserve, VariantFastpath} {
 		if p := pairs[v]; p != nil && p.srvRec != nil {
-			parts = append(parts, "veth "+m.offloads(p.srvRec.HostIf))
+			parts = append(parts, "veth "+offloads(m, p.srvRec.HostIf))
 			break
 		}
 	}
-	parts = append(parts, "bridge "+m.offloads(res.Config.Bridge))
+	parts = append(parts, "bridge "+offloads(m, res.Config.Bridge))
 	e.Offloads = strings.Join(parts, "; ")
 	var modes []string
 	for _, v := range []string{VariantObserve, VariantFastpath} {
-		if p := pairs[v]; p != nil && p.srvRec != nil && !slices.Contains(modes, p.srvRec.AttachMode) {
-			modes = append(modes, p.srvRec.AttachMode)
+		if p := pairs[v]; p != nil && p.srvRec != nil && !slices.Contains(modes, string(p.srvRec.Hook)) {
+			modes = append(modes, string(p.srvRec.Hook))
 		}
 	}
 	e.AttachMode = strings.Join(modes, ",")
@@ -613,7 +585,7 @@ var ethtoolFlags = []struct {
 
 // offloads describes the offloads of the host interface name: the ethtool
 // flags and the GSO/GRO size limits.
-func (m *Manager) offloads(name string) string {
+func offloads(m *control.Manager, name string) string {
 	var parts []string
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err == nil {
@@ -630,7 +602,7 @@ func (m *Manager) offloads(name string) string {
 			parts = append(parts, f.name+" "+state)
 		}
 	}
-	if l, err := m.host.LinkByName(name); err == nil {
+	if l, err := m.Host().LinkByName(name); err == nil {
 		a := l.Attrs()
 		parts = append(parts, fmt.Sprintf("gso_max %d", a.GSOMaxSize), fmt.Sprintf("gro_max %d", a.GROMaxSize))
 	}

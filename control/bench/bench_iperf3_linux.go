@@ -1,4 +1,4 @@
-package control
+package bench
 
 // The iperf3 cross-check of tcp_stream, and the ethtool read of the header.
 

@@ -1,17 +1,23 @@
-package control
+// Package metrics exports nswire's counters to Prometheus: a collector that
+// reads every endpoint's counters at each scrape. Only the commands that serve
+// or print metrics import it, so the attach path never initialises the
+// Prometheus client.
+package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nswire/nswire/control"
 )
 
 // Collector exposes the counters of every attached target to Prometheus.
 // Each scrape reads the pinned maps once (one batch).
 type Collector struct {
-	m *Manager
+	m *control.Manager
 }
 
 // NewCollector returns a Prometheus collector reading through m.
-func NewCollector(m *Manager) *Collector { return &Collector{m: m} }
+func NewCollector(m *control.Manager) *Collector { return &Collector{m: m} }
 
 var (
 	labels        = []string{"container", "id", "host_if"}
@@ -33,11 +39,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	recs, _, err := c.m.store.List()
-	var stats []EndpointStats
-	if err == nil {
-		stats, err = c.m.statsOf(recs)
-	}
+	recs, stats, err := c.m.AllStats()
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return
@@ -53,13 +55,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if !s.Counted {
 			continue
 		}
-		for dir, by := range map[string]map[string]Flow{"rx": s.RXByProto, "tx": s.TXByProto} {
+		for dir, by := range map[string]map[string]control.Flow{"rx": s.RXByProto, "tx": s.TXByProto} {
 			for proto, f := range by {
 				ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(f.Packets), append(l, dir, proto)...)
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(f.Bytes), append(l, dir, proto)...)
 			}
 		}
-		for _, reason := range DropReasons {
+		for _, reason := range control.DropReasons {
 			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(s.Drops[reason]), append(l, reason)...)
 		}
 		ch <- prometheus.MustNewConstMetric(descFastpath, prometheus.CounterValue, float64(s.Fastpathed.Packets), l...)

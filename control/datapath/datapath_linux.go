@@ -1,4 +1,4 @@
-package control
+package datapath
 
 import (
 	"errors"
@@ -11,30 +11,10 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/bpf"
-)
-
-// AttachMode says how programs are attached to a host veth.
-type AttachMode string
-
-const (
-	AttachAuto AttachMode = "auto" // tcx, or legacy tc when tcx is unsupported
-	AttachTCX  AttachMode = "tcx"  // tcx links, pinned under <pinDir>/links/<ifname>/
-	AttachTC   AttachMode = "tc"   // clsact qdisc + cls_bpf direct-action filters
-	// AttachNone is what Attach reports for mode off: nothing attached.
-	AttachNone AttachMode = ""
-)
-
-// DatapathMode is a container's datapath mode.
-type DatapathMode string
-
-const (
-	DatapathOff      DatapathMode = ModeOff
-	DatapathObserve  DatapathMode = ModeObserve
-	DatapathFastpath DatapathMode = ModeFastpath
+	"github.com/nswire/nswire/netops"
 )
 
 // Counters are one endpoint's counters, summed over CPUs.
@@ -46,6 +26,10 @@ const (
 	tcFilterHandle = 1
 	tcFilterName   = "nswire"
 )
+
+func tcFilter(ifindex int, parent uint32) netops.BPFFilter {
+	return netops.BPFFilter{Ifindex: ifindex, Parent: parent, Priority: tcFilterPrio, Handle: tcFilterHandle, Name: tcFilterName}
+}
 
 // EndpointSpec describes one container endpoint: its host veth, the
 // container's MAC and addresses, and its counter slot.
@@ -84,7 +68,7 @@ func OpenDatapath(pinDir string) (*Datapath, error) {
 
 // OpenDatapathMaps opens only the maps pinned under pinDir, for read-only
 // use (ReadCounters, Objects().AllEndpoints): it loads no program and mounts
-// nothing. Attach and SetMode on the result fail; Detach works. If nothing
+// nothing. Install and SetMode on the result fail; Remove works. If nothing
 // is pinned there the error reads "no datapath pinned at <pinDir>: nothing
 // is attached" and wraps bpf.ErrNotPinned (and os.ErrNotExist).
 func OpenDatapathMaps(pinDir string) (*Datapath, error) {
@@ -95,9 +79,9 @@ func OpenDatapathMaps(pinDir string) (*Datapath, error) {
 	return &Datapath{pinDir: pinDir, objs: objs}, nil
 }
 
-// errReadOnly is returned by Attach and SetMode on a Datapath from
+// errReadOnly is returned by Install and SetMode on a Datapath from
 // OpenDatapathMaps.
-var errReadOnly = errors.New("datapath opened read-only (maps only): use OpenDatapath to attach")
+var errReadOnly = errors.New("datapath opened read-only (maps only): use OpenDatapath to install programs")
 
 func (d *Datapath) readOnly() bool { return d.objs.FromContainer == nil || d.objs.ToContainer == nil }
 
@@ -118,55 +102,56 @@ func (d *Datapath) linkPin(ifName, dir string) string {
 	return filepath.Join(d.linkDir(ifName), dir)
 }
 
-func checkDatapathMode(m DatapathMode) (uint8, error) {
+// bpfMode is the map value of a mode that runs programs.
+func bpfMode(m Mode) (uint8, error) {
 	switch m {
-	case DatapathOff:
+	case Off:
 		return bpf.ModeOff, nil
-	case DatapathObserve:
+	case Observe:
 		return bpf.ModeObserve, nil
-	case DatapathFastpath:
+	case Fastpath:
 		return bpf.ModeFastpath, nil
 	}
-	return 0, fmt.Errorf("datapath mode %q is not one of off, observe, fastpath", m)
+	return 0, fmt.Errorf("datapath mode %q is not one of %s", m, joinNames(Modes))
 }
 
-func checkAttachMode(am AttachMode) error {
-	switch am {
-	case AttachAuto, AttachTCX, AttachTC:
+func checkHook(h Hook) error {
+	switch h {
+	case HookAuto, HookTCX, HookTC:
 		return nil
 	}
-	return fmt.Errorf("attach mode %q is not one of auto, tcx, tc", am)
+	return fmt.Errorf("hook %q is not one of %s", h, joinNames(Hooks))
 }
 
-// Attach makes ep's host veth run the datapath in mode.
+// Install makes ep's host veth run the datapath in mode.
 //
 // Mode off attaches nothing and writes nothing; if programs were attached
-// they are detached (as Detach). Otherwise Attach writes the endpoint record
+// they are removed (as Remove). Otherwise Install writes the endpoint record
 // (zeroing the slot's counters when the endpoint is new), then attaches
 // from_container on ingress and to_container on egress. It is idempotent: on
 // an already attached device the record is updated in place and the
 // attachments are updated to the current programs without a gap.
 //
-// am "auto" keeps an existing attachment's kind; otherwise it uses tcx and
+// Hook "auto" keeps an existing installation's kind; otherwise it uses tcx and
 // falls back to legacy tc only when tcx is unsupported. An explicit "tcx" or
 // "tc" on a device attached the other way switches it (never both at once).
-// Returns the attach mode used ("tcx" or "tc"; "" for mode off).
-func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (used AttachMode, err error) {
-	m, err := checkDatapathMode(mode)
+// Returns the hook used ("tcx" or "tc"; "" for mode off).
+func (d *Datapath) Install(ep EndpointSpec, mode Mode, am Hook) (used Hook, err error) {
+	m, err := bpfMode(mode)
 	if err != nil {
-		return AttachNone, err
+		return HookNone, err
 	}
-	if err := checkAttachMode(am); err != nil {
-		return AttachNone, err
+	if err := checkHook(am); err != nil {
+		return HookNone, err
 	}
 	if m == bpf.ModeOff {
-		return AttachNone, d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+		return HookNone, d.Remove(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
 	}
 	if d.readOnly() {
-		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, errReadOnly)
+		return HookNone, fmt.Errorf("install datapath on %s: %w", ep.HostIfName, errReadOnly)
 	}
 	if err := d.checkDevice(ep.HostIfName, ep.HostIfindex); err != nil {
-		return AttachNone, fmt.Errorf("attach datapath: %w", err)
+		return HookNone, fmt.Errorf("install datapath: %w", err)
 	}
 	var flags uint8
 	if ep.Guard {
@@ -174,18 +159,18 @@ func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (us
 	}
 	rec, err := bpf.NewEndpoint(ep.HostIfindex, ep.Slot, ep.MAC, ep.IP4, ep.IP6, m, flags)
 	if err != nil {
-		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+		return HookNone, fmt.Errorf("install datapath on %s: %w", ep.HostIfName, err)
 	}
 
 	old, oldErr := d.objs.Endpoint(ep.HostIfindex)
 	isNew := oldErr != nil || old.Slot != ep.Slot
 	if isNew {
 		if err := d.objs.ZeroCounters(ep.Slot); err != nil {
-			return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+			return HookNone, fmt.Errorf("install datapath on %s: %w", ep.HostIfName, err)
 		}
 	}
 	if err := d.objs.PutEndpoint(rec); err != nil {
-		return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
+		return HookNone, fmt.Errorf("install datapath on %s: %w", ep.HostIfName, err)
 	}
 	defer func() {
 		if err != nil && isNew {
@@ -193,34 +178,34 @@ func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (us
 		}
 	}()
 
-	cur, attached := d.Attached(ep.HostIfName)
+	cur, attached := d.Installed(ep.HostIfName)
 	want := am
-	if want == AttachAuto {
+	if want == HookAuto {
 		if attached {
 			want = cur
 		} else {
-			want = AttachTCX
+			want = HookTCX
 		}
 	}
 	if attached && cur != want {
-		if err := d.detachPrograms(ep.HostIfName, ep.HostIfindex); err != nil {
-			return AttachNone, fmt.Errorf("attach datapath to %s: switch from %s to %s: %w", ep.HostIfName, cur, want, err)
+		if err := d.removePrograms(ep.HostIfName, ep.HostIfindex); err != nil {
+			return HookNone, fmt.Errorf("install datapath on %s: switch from %s to %s: %w", ep.HostIfName, cur, want, err)
 		}
 	}
-	if want == AttachTCX {
-		err = d.attachTCX(ep.HostIfName, ep.HostIfindex)
+	if want == HookTCX {
+		err = d.installTCX(ep.HostIfName, ep.HostIfindex)
 		if err == nil {
-			return AttachTCX, nil
+			return HookTCX, nil
 		}
-		if am != AttachAuto || !errors.Is(err, link.ErrNotSupported) {
-			return AttachNone, fmt.Errorf("attach datapath to %s with tcx: %w", ep.HostIfName, err)
+		if am != HookAuto || !errors.Is(err, link.ErrNotSupported) {
+			return HookNone, fmt.Errorf("install datapath on %s with tcx: %w", ep.HostIfName, err)
 		}
-		want = AttachTC
+		want = HookTC
 	}
-	if err = d.attachTC(ep.HostIfindex); err != nil {
-		return AttachNone, fmt.Errorf("attach datapath to %s with tc: %w", ep.HostIfName, err)
+	if err = d.installTC(ep.HostIfindex); err != nil {
+		return HookNone, fmt.Errorf("install datapath on %s with tc: %w", ep.HostIfName, err)
 	}
-	return AttachTC, nil
+	return HookTC, nil
 }
 
 // checkDevice makes sure ifindex is the device named ifName, so a stale
@@ -229,7 +214,7 @@ func (d *Datapath) checkDevice(ifName string, ifindex int) error {
 	if ifName == "" || ifindex <= 0 {
 		return fmt.Errorf("endpoint needs a host interface name and index (got %q, %d)", ifName, ifindex)
 	}
-	l, err := netlink.LinkByIndex(ifindex)
+	l, err := netops.LinkByIndex(netops.ThreadHandle(), ifindex)
 	if err != nil {
 		return fmt.Errorf("host interface %s (index %d): %w", ifName, ifindex, err)
 	}
@@ -239,9 +224,9 @@ func (d *Datapath) checkDevice(ifName string, ifindex int) error {
 	return nil
 }
 
-// attachTCX attaches (or updates in place) both programs with tcx links
+// installTCX attaches (or updates in place) both programs with tcx links
 // pinned under links/<ifName>/.
-func (d *Datapath) attachTCX(ifName string, ifindex int) error {
+func (d *Datapath) installTCX(ifName string, ifindex int) error {
 	if err := os.MkdirAll(d.linkDir(ifName), 0o700); err != nil {
 		return fmt.Errorf("create link pin dir: %w", err)
 	}
@@ -327,126 +312,66 @@ func unpinLink(pin string) error {
 	return nil
 }
 
-func clsactQdisc(ifindex int) *netlink.GenericQdisc {
-	return &netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{
-			LinkIndex: ifindex,
-			Handle:    netlink.MakeHandle(0xffff, 0),
-			Parent:    netlink.HANDLE_CLSACT,
-		},
-		QdiscType: "clsact",
-	}
-}
-
-func tcFilter(ifindex int, parent uint32, prog *ebpf.Program) *netlink.BpfFilter {
-	f := &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{
-			LinkIndex: ifindex,
-			Parent:    parent,
-			Handle:    tcFilterHandle,
-			Protocol:  unix.ETH_P_ALL,
-			Priority:  tcFilterPrio,
-		},
-		Name:         tcFilterName,
-		DirectAction: true,
-		Fd:           -1,
-	}
-	if prog != nil {
-		f.Fd = prog.FD()
-	}
-	return f
-}
-
 // attachTC attaches both programs as cls_bpf direct-action filters (prio 1,
 // handle 1, named nswire) on a clsact qdisc; FilterReplace swaps the program
 // of an existing filter in place.
-func (d *Datapath) attachTC(ifindex int) error {
-	if err := netlink.QdiscAdd(clsactQdisc(ifindex)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add clsact qdisc: %w", err)
+func (d *Datapath) installTC(ifindex int) error {
+	if err := netops.AddClsact(ifindex); err != nil {
+		return err
 	}
-	for _, f := range []*netlink.BpfFilter{
-		tcFilter(ifindex, netlink.HANDLE_MIN_INGRESS, d.objs.FromContainer),
-		tcFilter(ifindex, netlink.HANDLE_MIN_EGRESS, d.objs.ToContainer),
-	} {
-		if err := netlink.FilterReplace(f); err != nil {
-			d.detachTC(ifindex)
-			return fmt.Errorf("add bpf filter: %w", err)
+	for _, f := range []struct {
+		parent uint32
+		prog   *ebpf.Program
+	}{{netops.TCIngress, d.objs.FromContainer}, {netops.TCEgress, d.objs.ToContainer}} {
+		if err := netops.ReplaceBPFFilter(tcFilter(ifindex, f.parent), f.prog.FD()); err != nil {
+			d.removeTC(ifindex)
+			return err
 		}
 	}
 	return nil
 }
 
-// tcAttached reports whether ifindex carries nswire's legacy filters.
-func tcAttached(ifindex int) bool {
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return false
-	}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		filters, err := netlink.FilterList(l, parent)
-		if err != nil {
-			continue
-		}
-		for _, f := range filters {
-			if isOurFilter(f) {
-				return true
-			}
+// tcInstalled reports whether ifindex carries nswire's legacy filters.
+func tcInstalled(ifindex int) bool {
+	for _, parent := range []uint32{netops.TCIngress, netops.TCEgress} {
+		if ours, _, _, err := netops.FilterCount(tcFilter(ifindex, parent)); err == nil && ours > 0 {
+			return true
 		}
 	}
 	return false
 }
 
-func isOurFilter(f netlink.Filter) bool {
-	bf, ok := f.(*netlink.BpfFilter)
-	if !ok {
-		return false
-	}
-	a := bf.Attrs()
-	return a.Priority == tcFilterPrio && a.Handle == tcFilterHandle && len(bf.Name) >= len(tcFilterName) && bf.Name[:len(tcFilterName)] == tcFilterName
-}
-
-// detachTC removes nswire's legacy filters from ifindex, and the clsact
+// removeTC removes nswire's legacy filters from ifindex, and the clsact
 // qdisc when no other filter is left on it. Returns nil if the device or
 // the filters are gone.
-func (d *Datapath) detachTC(ifindex int) error {
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return nil
-	}
+func (d *Datapath) removeTC(ifindex int) error {
 	var errs []error
 	others := 0
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		filters, err := netlink.FilterList(l, parent)
+	for _, parent := range []uint32{netops.TCIngress, netops.TCEgress} {
+		f := tcFilter(ifindex, parent)
+		ours, n, _, err := netops.FilterCount(f)
+		if netops.IsNotFound(err) {
+			return nil // the device is gone, and its filters with it
+		}
 		if err != nil {
-			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-				continue // no clsact qdisc
-			}
-			errs = append(errs, fmt.Errorf("list filters: %w", err))
+			errs = append(errs, err)
 			others++
 			continue
 		}
-		for _, f := range filters {
-			if !isOurFilter(f) {
-				others++
-				continue
-			}
-			if err := netlink.FilterDel(tcFilter(ifindex, parent, nil)); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("delete bpf filter: %w", err))
-			}
+		others += n
+		if ours > 0 {
+			errs = append(errs, netops.DelBPFFilter(f))
 		}
 	}
 	if others == 0 {
-		if err := netlink.QdiscDel(clsactQdisc(ifindex)); err != nil &&
-			!errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("delete clsact qdisc: %w", err))
-		}
+		errs = append(errs, netops.DelClsact(ifindex))
 	}
 	return errors.Join(errs...)
 }
 
-// detachPrograms removes tcx links (pins) and legacy filters of a device,
+// removePrograms removes tcx links (pins) and legacy filters of a device,
 // leaving the maps alone.
-func (d *Datapath) detachPrograms(ifName string, ifindex int) error {
+func (d *Datapath) removePrograms(ifName string, ifindex int) error {
 	var errs []error
 	if ifName != "" {
 		for _, dir := range []string{"ingress", "egress"} {
@@ -457,7 +382,7 @@ func (d *Datapath) detachPrograms(ifName string, ifindex int) error {
 		}
 	}
 	if ifindex > 0 {
-		errs = append(errs, d.detachTC(ifindex))
+		errs = append(errs, d.removeTC(ifindex))
 	}
 	return errors.Join(errs...)
 }
@@ -466,19 +391,19 @@ func (d *Datapath) detachPrograms(ifName string, ifindex int) error {
 // time. Between observe and fastpath only the endpoint record changes (the
 // attached programs read the mode per packet), so there is no gap. Going to
 // off detaches the programs and removes the record; coming from off
-// attaches (as Attach).
-func (d *Datapath) SetMode(ep EndpointSpec, mode DatapathMode, am AttachMode) error {
-	m, err := checkDatapathMode(mode)
+// installs (as Install).
+func (d *Datapath) SetMode(ep EndpointSpec, mode Mode, am Hook) error {
+	m, err := bpfMode(mode)
 	if err != nil {
 		return err
 	}
 	if m == bpf.ModeOff {
-		return d.Detach(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
+		return d.Remove(ep.HostIfName, ep.HostIfindex, ep.IP4, ep.IP6)
 	}
 	if d.readOnly() {
 		return fmt.Errorf("set mode of %s: %w", ep.HostIfName, errReadOnly)
 	}
-	if _, attached := d.Attached(ep.HostIfName); attached {
+	if _, attached := d.Installed(ep.HostIfName); attached {
 		if _, err := d.objs.Endpoint(ep.HostIfindex); err == nil {
 			if err := d.objs.SetMode(ep.HostIfindex, m); err != nil {
 				return fmt.Errorf("set mode of %s: %w", ep.HostIfName, err)
@@ -486,7 +411,7 @@ func (d *Datapath) SetMode(ep EndpointSpec, mode DatapathMode, am AttachMode) er
 			return nil
 		}
 	}
-	_, err = d.Attach(ep, mode, am)
+	_, err = d.Install(ep, mode, am)
 	return err
 }
 
@@ -494,16 +419,16 @@ func (d *Datapath) SetMode(ep EndpointSpec, mode DatapathMode, am AttachMode) er
 // filters, and its endpoint and address entries. ip4/ip6 may be nil; they
 // help remove address entries when the record is already gone. Returns nil
 // if nothing is there (device, pins or entries already gone).
-func (d *Datapath) Detach(hostIfName string, hostIfindex int, ip4, ip6 net.IP) error {
+func (d *Datapath) Remove(hostIfName string, hostIfindex int, ip4, ip6 net.IP) error {
 	var errs []error
 	// Only touch tc filters on ifindex if it is still the named device.
 	tcIndex := hostIfindex
 	if hostIfindex > 0 && hostIfName != "" {
-		if l, err := netlink.LinkByIndex(hostIfindex); err != nil || l.Attrs().Name != hostIfName {
+		if l, err := netops.LinkByIndex(netops.ThreadHandle(), hostIfindex); err != nil || l.Attrs().Name != hostIfName {
 			tcIndex = 0
 		}
 	}
-	errs = append(errs, d.detachPrograms(hostIfName, tcIndex))
+	errs = append(errs, d.removePrograms(hostIfName, tcIndex))
 	if hostIfindex > 0 {
 		errs = append(errs, d.objs.DeleteEndpoint(hostIfindex, ip4, ip6))
 	}
@@ -519,21 +444,21 @@ func (d *Datapath) ReadCounters() (map[uint32]Counters, error) {
 	return d.objs.ReadAllCounters()
 }
 
-// Attached reports how hostIfName's programs are attached: "tcx" when its
+// Installed reports how hostIfName's programs are hooked in: "tcx" when its
 // link pins exist, "tc" when the device carries nswire's legacy filters.
-func (d *Datapath) Attached(hostIfName string) (AttachMode, bool) {
+func (d *Datapath) Installed(hostIfName string) (Hook, bool) {
 	if hostIfName == "" {
-		return AttachNone, false
+		return HookNone, false
 	}
 	for _, dir := range []string{"ingress", "egress"} {
 		if _, err := os.Stat(d.linkPin(hostIfName, dir)); err == nil {
-			return AttachTCX, true
+			return HookTCX, true
 		}
 	}
-	if l, err := netlink.LinkByName(hostIfName); err == nil && tcAttached(l.Attrs().Index) {
-		return AttachTC, true
+	if l, err := netops.LinkByName(netops.ThreadHandle(), hostIfName); err == nil && tcInstalled(l.Attrs().Index) {
+		return HookTC, true
 	}
-	return AttachNone, false
+	return HookNone, false
 }
 
 // LinkPinDir returns where the tcx links of hostIfName are pinned.

@@ -31,6 +31,14 @@ func (t *Target) identifyCNI(c *CNIInfo) {
 	t.Kind, t.ID, t.Name = state.KindCNI, CNIRecordID(c.ContainerID, c.IfName), CNIDisplayName(c)
 }
 
+// cniGuard reports whether an observed record gets the spoof guard all the
+// same: a chained CNI attachment whose interface has its address (from the
+// previous plugin's IPAM, as prevResult says) and MAC, which the runtime
+// gave it and the container must not change.
+func cniGuard(rec *state.Record) bool {
+	return rec.Observed && rec.CNI != nil && rec.IP().Is4() && len(rec.MAC) == 6
+}
+
 // CNIRoute is one route the IPAM plugin gave; a nil GW routes on-link.
 type CNIRoute struct {
 	Dst *net.IPNet

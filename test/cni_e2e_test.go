@@ -608,6 +608,23 @@ func TestCNIChainedObserve(t *testing.T) {
 	if _, err := n.Cnitool(nil, "check", n.Name, path); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
+	// Counted exactly, and guarded with prevResult's address: packets from
+	// another source address are dropped and counted as src-ipv4.
+	nsName := filepath.Base(path)
+	if out, err := exec.Command("ip", "netns", "exec", nsName, "busybox", "ping", "-c", "2", "-W", "2", n.Gateway).CombinedOutput(); err != nil {
+		t.Fatalf("ping the gateway: %v\n%s", err, out)
+	}
+	spoof := n.Prefix + "250"
+	if out, err := exec.Command("ip", "netns", "exec", nsName, "ip", "addr", "add", spoof+"/32", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("add %s: %v %s", spoof, err, out)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", nsName, "busybox", "ping", "-c", "2", "-W", "1", "-I", spoof, n.Gateway).CombinedOutput(); err == nil {
+		t.Errorf("ping from the spoofed %s got through:\n%s", spoof, out)
+	}
+	st := statsByName(t, n)["ns1/p1"]
+	if st.TXByProto["ipv4/icmp"].Packets != 2 || st.RXByProto["ipv4/icmp"].Packets != 2 || st.Drops["src-ipv4"] != 2 {
+		t.Errorf("chained counts: icmp tx %d rx %d, src-ipv4 drops %d; want 2, 2, 2", st.TXByProto["ipv4/icmp"].Packets, st.RXByProto["ipv4/icmp"].Packets, st.Drops["src-ipv4"])
+	}
 	// nswire's DEL alone (the bridge plugin's not run): the veth stays.
 	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": n.Name, "type": "nswire", "stateDir": n.StateDir, "pinDir": n.PinDir})
 	if out, err := n.ExecPlugin("nswire", []string{"CNI_COMMAND=DEL", "CNI_CONTAINERID=" + cnitoolContainerID(path), "CNI_IFNAME=eth0"}, conf); err != nil {

@@ -570,6 +570,29 @@ func TestCNIBadConfig(t *testing.T) {
 	}
 }
 
+// TestCNIErrorCodes: STATUS with an IPAM plugin that is not installed is
+// error 50 (plugin not available); CHECK of a container nswire never
+// attached is error 3 (unknown container).
+func TestCNIErrorCodes(t *testing.T) {
+	n := testenv.NewCNINet(t, cniPlugin(t))
+	path, _ := newCNINetns(t)
+	ipam := n.IPAM()
+	ipam["type"] = "no-such-ipam"
+	conf, _ := json.Marshal(n.NswireConf(map[string]any{"cniVersion": "1.1.0", "name": n.Name, "ipam": ipam}))
+	out, err := n.ExecPlugin("nswire", []string{"CNI_COMMAND=STATUS"}, conf)
+	var e types.Error
+	if err == nil || json.Unmarshal([]byte(out), &e) != nil || e.Code != types.ErrPluginNotAvailable {
+		t.Errorf("STATUS without the IPAM plugin: err %v, output %s", err, out)
+	}
+	conf, _ = json.Marshal(n.NswireConf(map[string]any{"cniVersion": "1.1.0", "name": n.Name,
+		"prevResult": map[string]any{"cniVersion": "1.1.0", "interfaces": []any{map[string]any{"name": "eth0", "sandbox": path}}}}))
+	out, err = n.ExecPlugin("nswire", []string{"CNI_COMMAND=CHECK", "CNI_CONTAINERID=never", "CNI_NETNS=" + path, "CNI_IFNAME=eth0"}, conf)
+	e = types.Error{}
+	if err == nil || json.Unmarshal([]byte(out), &e) != nil || e.Code != types.ErrUnknownContainer {
+		t.Errorf("CHECK of an unknown container: err %v, output %s", err, out)
+	}
+}
+
 // TestCNIChainedObserve: after the reference bridge plugin, chained nswire
 // counts the bridge plugin's veth, passes prevResult on unchanged, and its
 // DEL removes only its counters (the bridge plugin removes the veth).

@@ -165,14 +165,14 @@ func Check(args *skel.CmdArgs) error {
 		return err
 	}
 	defer m.Close()
+	live, err := m.InspectCNI(context.Background(), args.ContainerID, args.IfName, args.Netns)
+	if err != nil {
+		return types.NewError(types.ErrUnknownContainer, "nswire CHECK", err.Error())
+	}
 	if !c.Chained {
 		if err := ipam.ExecCheck(c.IPAM.Type, args.StdinData); err != nil {
 			return types.NewError(types.ErrInternal, "IPAM CHECK", err.Error())
 		}
-	}
-	live, err := m.InspectCNI(context.Background(), args.ContainerID, args.IfName, args.Netns)
-	if err != nil {
-		return types.NewError(types.ErrUnknownContainer, "nswire CHECK", err.Error())
 	}
 	if problems := Compare(c, args.IfName, live); len(problems) > 0 {
 		return types.NewError(types.ErrInternal, "nswire CHECK: the attachment differs from prevResult", strings.Join(problems, "; "))

@@ -406,15 +406,35 @@ func (m *Manager) cniResult(rec *state.Record, unchanged bool, routes []CNIRoute
 
 // DetachCNI removes the CNI attachment (containerID, ifName): for one nswire
 // wired, everything (programs, map entries, pins, veth, record); for one it
-// observed, only its counters. Needs neither the namespace nor the
-// container: an attachment that is unknown or already gone is success
-// (returns nil).
+// observed, only its counters and guard. Needs neither the namespace nor
+// the container: an attachment that is unknown or already gone is success
+// (returns nil). It reads only this attachment's record (or tombstone), not
+// the whole store, so a DEL costs the same on a node with many pods.
 func (m *Manager) DetachCNI(ctx context.Context, containerID, ifName string) (*state.Record, error) {
-	res, err := m.Detach(ctx, CNIRecordID(containerID, ifName))
+	id := CNIRecordID(containerID, ifName)
+	lock, err := m.lock()
 	if err != nil {
 		return nil, err
 	}
-	return res.Record, nil
+	defer lock.Release()
+	rec, err := m.store.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		tomb, err := m.store.GetTombstone(id)
+		if err != nil || tomb == nil {
+			return nil, err
+		}
+		if err := m.finishDetach(tomb); err != nil {
+			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", id, err)
+		}
+		return tomb, nil
+	}
+	if err := m.teardown(rec); err != nil {
+		return nil, fmt.Errorf("detach %s: %w", id, err)
+	}
+	return rec, nil
 }
 
 // CNILive is the live state of a CNI attachment, for CHECK.

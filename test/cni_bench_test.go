@@ -115,7 +115,9 @@ func BenchmarkCLIvsCNIBridge(b *testing.B) {
 		c.Env = append(os.Environ(), "NETCONFPATH="+confDir, "CNI_PATH="+bin)
 		c.Run()
 	})
-	b.Cleanup(func() { exec.Command(nswireBin, "--state-dir", state, "--pin-dir", pinDir, "detach", "/run/netns/"+nsNetns).Run() })
+	b.Cleanup(func() {
+		exec.Command(nswireBin, "--state-dir", state, "--pin-dir", pinDir, "detach", "/run/netns/"+nsNetns).Run()
+	})
 
 	type variant struct {
 		name     string

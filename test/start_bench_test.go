@@ -136,3 +136,20 @@ func parseInitTrace(s string) ([]initCost, error) {
 	}
 	return out, nil
 }
+
+func TestParseInitTrace(t *testing.T) {
+	in := "init internal/bytealg @0.022 ms, 0 ms clock, 0 bytes, 0 allocs\n" +
+		"some other line\n" +
+		"init github.com/distribution/reference @4.1 ms, 2.800 ms clock, 414456 bytes, 3890 allocs\n"
+	got, err := parseInitTrace(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []initCost{{"internal/bytealg", 0, 0}, {"github.com/distribution/reference", 2.8, 414456}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("parseInitTrace = %+v, want %+v", got, want)
+	}
+	if _, err := parseInitTrace("hello\n"); err == nil {
+		t.Fatal("parseInitTrace of no trace lines: want an error")
+	}
+}

@@ -8,7 +8,7 @@ BIN := bin/nswire
 # Test flags: -p 1 because the privileged tests share the host's bridge and bpffs.
 TESTFLAGS ?= -v -count=1 -p 1 -timeout 60m
 
-.PHONY: help deps build test unit demo generate generate-check bench-attach bench-stats bench-bpf bench clean
+.PHONY: help deps build test unit demo generate generate-check bench-attach bench-cni bench-start bench-stats bench-bpf bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -35,8 +35,15 @@ generate: ## regenerate the eBPF objects with bpf2go (needs clang)
 generate-check: generate ## fail if the committed eBPF objects differ from a fresh generate
 	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit" >&2; exit 1; }
 
-bench-attach: deps ## measure attach+detach time per mode (medians of many rounds) and the 1st vs the 200th attach
-	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkAttach' -benchtime 1x -count 1 -v -timeout 30m ./test/
+bench-attach: deps ## attach+detach per mode at rcu_expedited 1 and 0 (restored after), the steps of a detach, 16 attaches at once, the 1st vs the 200th attach
+	CI=$${CI:-true} $(GO) test -run '^$$' -bench '^(BenchmarkAttach|BenchmarkDetachSteps|BenchmarkAttachConcurrent|BenchmarkAttachScaling)$$' -benchtime 1x -count 1 -v -timeout 30m ./test/
+
+bench-cni: deps ## CLI attach/detach against cnitool ADD/DEL of the reference bridge plugin (installs them with test/cni-tools.sh)
+	bash test/cni-tools.sh
+	CI=$${CI:-true} $(GO) test -run '^$$' -bench '^BenchmarkCLIvsCNIBridge$$' -benchtime 1x -count 1 -v -timeout 30m ./test/
+
+bench-start: ## process start: `nswire version` against a hello-world Go binary, and the top package inits
+	$(GO) test -run '^$$' -bench '^BenchmarkStart$$' -benchtime 1x -count 1 -v -timeout 10m ./test/
 
 bench-stats: deps ## time `nswire stats -o json` over 500 attached endpoints
 	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkStats500' -benchtime 1x -count 1 -v -timeout 30m ./test/

@@ -123,7 +123,8 @@ func doctorTCX(r *DoctorReport, privileged bool) {
 	case err != nil:
 		r.add("tcx", CheckFail, "probe failed: "+err.Error(), "check that the kernel has CONFIG_BPF_SYSCALL and that no LSM blocks bpf()")
 	case ok:
-		detail := "tcx links supported: programs attach with tcx"
+		hook, why := datapath.AutoHook()
+		detail := fmt.Sprintf("tcx links supported; --hook auto uses %s (%s)", hook, why)
 		if nk, err := datapath.NetkitSupported(); err == nil && nk {
 			detail += "; netkit devices are available too (not used yet)"
 		} else {

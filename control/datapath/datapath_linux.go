@@ -132,8 +132,8 @@ func checkHook(h Hook) error {
 // an already attached device the record is updated in place and the
 // attachments are updated to the current programs without a gap.
 //
-// Hook "auto" keeps an existing installation's kind; otherwise it uses tcx and
-// falls back to legacy tc only when tcx is unsupported. An explicit "tcx" or
+// Hook "auto" keeps an existing installation's kind; otherwise it uses
+// AutoHook's choice, and legacy tc where tcx is unsupported. An explicit "tcx" or
 // "tc" on a device attached the other way switches it (never both at once).
 // Returns the hook used ("tcx" or "tc"; "" for mode off).
 func (d *Datapath) Install(ep EndpointSpec, mode Mode, am Hook) (used Hook, err error) {
@@ -184,7 +184,7 @@ func (d *Datapath) Install(ep EndpointSpec, mode Mode, am Hook) (used Hook, err 
 		if attached {
 			want = cur
 		} else {
-			want = HookTCX
+			want, _ = AutoHook()
 		}
 	}
 	if attached && cur != want {

@@ -290,7 +290,7 @@ func TestDatapathAttachCountsExactly(t *testing.T) {
 			must(t, err)
 			wantUsed := am
 			if am == HookAuto {
-				wantUsed = HookTCX // this kernel has tcx
+				wantUsed, _ = AutoHook() // this kernel has tcx
 			}
 			if used != wantUsed {
 				t.Fatalf("used %q, want %q", used, wantUsed)

@@ -36,8 +36,8 @@ func (s Store) Ensure() error {
 // so a reader or a process killed at any point sees the old record or the new
 // one, never a part. There is no fsync: the run state lives on /run, a tmpfs
 // on every distribution, and means nothing after a reboot (serve rebuilds it
-// from the desired state); an fsync cost 2-5 ms per attach where /run is on
-// disk.
+// from the desired state); an fsync cost 0.3-1 ms per write where /run is on
+// disk (/run on ext4 here: 0.4-1.2 ms against 0.17 ms, medians of 50).
 func (s Store) Put(r *Record) error {
 	if err := s.Ensure(); err != nil {
 		return err

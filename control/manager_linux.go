@@ -22,6 +22,10 @@ type Config struct {
 	StateDir string    // default state.DefaultStateDir
 	PinDir   string    // default bpf pin dir
 	Verbose  io.Writer // per-step progress when non-nil
+	// DockerTimeout bounds each call to the Docker engine (default
+	// DefaultDockerTimeout): a hung engine is an error naming its address,
+	// never a hang.
+	DockerTimeout time.Duration
 	// FailAfterStep, when > 0, makes an attach fail right after its step
 	// number FailAfterStep succeeded: a fault-injection hook for the
 	// rollback tests.

@@ -23,8 +23,14 @@ const lockTimeout = 30 * time.Second
 // AttachResult says what an attach did.
 type AttachResult struct {
 	Record    *state.Record
-	Unchanged bool     // it was already attached with these settings
-	Plan      []string // the equivalent shell commands (dry run)
+	Unchanged bool       // it was already attached with these settings
+	Plan      []PlanStep // the steps with their equivalent shell commands (dry run)
+}
+
+// PlanStep is one step of an attach plan as --dry-run shows it.
+type PlanStep struct {
+	Name    string `json:"name"`
+	Command string `json:"command"` // the equivalent shell command
 }
 
 // maxSlots is the number of counter slots the datapath has.
@@ -102,13 +108,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	steps, release := m.attachSteps(t, rec, settle)
 	defer release()
 	if dryRun {
-		var cmds []string
+		var plan []PlanStep
 		for _, s := range steps {
 			if s.cmd != "" {
-				cmds = append(cmds, s.cmd)
+				plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
 			}
 		}
-		return &AttachResult{Record: rec, Plan: cmds}, nil
+		return &AttachResult{Record: rec, Plan: plan}, nil
 	}
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)

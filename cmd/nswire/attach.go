@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,8 @@ again with the same settings changes nothing.`,
 			if len(args) == 1 {
 				flags.Target.Container = args[0]
 			}
+			flags.Target.PIDGiven = cmd.Flags().Changed("pid")
+			flags.Target.NetnsGiven = cmd.Flags().Changed("netns")
 			var err error
 			if req, err = flags.Parse(); err != nil {
 				return err
@@ -61,8 +64,11 @@ again with the same settings changes nothing.`,
 				}
 				w := cmd.OutOrStdout()
 				if dryRun {
-					for _, c := range res.Plan {
-						fmt.Fprintln(w, c)
+					if out.format == "json" {
+						return writeJSON(w, dryRunPlan{Target: res.Record.DisplayName(), Record: res.Record, Steps: res.Plan})
+					}
+					for _, s := range res.Plan {
+						fmt.Fprintln(w, s.Command)
 					}
 					return nil
 				}
@@ -103,6 +109,14 @@ again with the same settings changes nothing.`,
 	out.register(cmd)
 	cmd.RegisterFlagCompletionFunc("mode", oneOf(datapath.Modes...))
 	return cmd
+}
+
+// dryRunPlan is `attach --dry-run -o json`: what would be recorded and the
+// steps, each with its equivalent command.
+type dryRunPlan struct {
+	Target string             `json:"target"`
+	Record *state.Record      `json:"record"`
+	Steps  []control.PlanStep `json:"steps"`
 }
 
 // completeNoneContainers completes the names of running --network=none

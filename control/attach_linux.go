@@ -176,6 +176,9 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*stat
 	if len(nets) == 0 {
 		return nil, fmt.Errorf("bridge %s has no IPv4 address: give it one (the gateway) first", req.Bridge)
 	}
+	if err := checkBridgeShared(br, req.MTU); err != nil {
+		return nil, err
+	}
 	bridgeAddr := nets[0]
 	subnet := &net.IPNet{IP: bridgeAddr.IP.Mask(bridgeAddr.Mask).To4(), Mask: bridgeAddr.Mask}
 	gw := bridgeAddr.IP.To4()
@@ -379,6 +382,16 @@ func (m *Manager) attachSteps(t *Target, rec *state.Record, settle func() error)
 				}
 				return err
 			},
+		},
+		{
+			// Before the interface comes up, so that no router
+			// advertisement is ever accepted on it: a rogue one from
+			// another container would give this one a default route and an
+			// address. The veth's undo removes the interface with its
+			// settings.
+			name: "no-ra",
+			cmd:  fmt.Sprintf("%s sysctl -w net.ipv6.conf.%s.accept_ra=0 net.ipv6.conf.%s.autoconf=0", strings.TrimSuffix(nsExec, " ip"), rec.IfName, rec.IfName),
+			do:   func() error { return disableRA(t.NS, rec.IfName) },
 		},
 		{
 			name: "up",

@@ -261,3 +261,8 @@ func IDFromRecordFile(name string) string {
 	}
 	return base
 }
+
+// ReadFile reads and checks the record file at path (a file of this store,
+// a tombstone or one moved aside), without following a symlink: what
+// damaged records report.
+func (s Store) ReadFile(path string) (*Record, error) { return readRecord(path) }

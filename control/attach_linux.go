@@ -65,6 +65,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		}
 	}
 	existing, err := m.store.Get(t.ID)
+	if state.IsDamaged(err) {
+		ref := t.Name
+		if t.Kind != state.KindDocker {
+			ref = t.ID
+		}
+		return nil, fmt.Errorf("the record of %s is damaged (%v): `nswire detach %s` removes what nswire made for it and keeps the file aside, then attach again", t.Name, err, ref)
+	}
 	if err != nil {
 		return nil, err
 	}

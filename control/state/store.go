@@ -266,3 +266,10 @@ func IDFromRecordFile(name string) string {
 // a tombstone or one moved aside), without following a symlink: what
 // damaged records report.
 func (s Store) ReadFile(path string) (*Record, error) { return readRecord(path) }
+
+// IsDamaged reports whether err says a record file exists but cannot be
+// read or trusted (it does not decode, or is a symlink or another user's).
+func IsDamaged(err error) bool {
+	var derr decodeError
+	return errors.As(err, &derr) || errors.Is(err, ErrUnsafePath)
+}

@@ -25,6 +25,9 @@ type AttachResult struct {
 	Record    *state.Record
 	Unchanged bool       // it was already attached with these settings
 	Plan      []PlanStep // the steps with their equivalent shell commands (dry run)
+	// Repaired lists what of an existing attachment was missing and was
+	// repaired (with a dry run: would be); Unchanged is then false.
+	Repaired []string
 }
 
 // PlanStep is one step of an attach plan as --dry-run shows it.
@@ -76,11 +79,11 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		return nil, err
 	}
 	if existing != nil {
-		if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
+		if existing.NetnsInode == t.Inode {
 			if diff := differences(existing, req); diff != "" {
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
 			}
-			return &AttachResult{Record: existing, Unchanged: true}, nil
+			return m.attachedAgain(t, existing, dryRun)
 		}
 		// The record describes a namespace or veth that is gone (the
 		// container restarted): clear it and wire afresh.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
@@ -65,17 +66,34 @@ again with the same settings changes nothing.`,
 				w := cmd.OutOrStdout()
 				if dryRun {
 					if out.format == "json" {
-						return writeJSON(w, dryRunPlan{Target: res.Record.DisplayName(), Record: res.Record, Steps: res.Plan})
+						return writeJSON(w, dryRunPlan{Target: res.Record.DisplayName(), Record: res.Record, Steps: res.Plan, Repair: res.Repaired, Unchanged: res.Unchanged})
+					}
+					for _, s := range res.Repaired {
+						fmt.Fprintf(w, "# would repair: %s\n", s)
+					}
+					if res.Unchanged {
+						fmt.Fprintf(w, "# %s is already attached and complete: nothing would change\n", res.Record.DisplayName())
 					}
 					for _, s := range res.Plan {
 						fmt.Fprintln(w, s.Command)
 					}
 					return nil
 				}
+				if len(res.Repaired) > 0 {
+					// On stderr with -o json, whose stdout is the record.
+					rw := w
+					if out.format == "json" {
+						rw = cmd.ErrOrStderr()
+					}
+					fmt.Fprintf(rw, "%s was attached but incomplete; repaired: %s\n", res.Record.DisplayName(), strings.Join(res.Repaired, "; "))
+				}
 				if out.format == "json" {
 					return writeJSON(w, res.Record)
 				}
 				r := res.Record
+				if len(res.Repaired) > 0 {
+					return nil
+				}
 				if res.Unchanged {
 					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, r.Address, r.Bridge, r.HostIf, r.Mode)
 					return nil
@@ -117,6 +135,10 @@ type dryRunPlan struct {
 	Target string             `json:"target"`
 	Record *state.Record      `json:"record"`
 	Steps  []control.PlanStep `json:"steps"`
+	// Repair lists what of an existing attachment would be repaired;
+	// Unchanged says it is complete and nothing would change.
+	Repair    []string `json:"repair,omitempty"`
+	Unchanged bool     `json:"unchanged,omitempty"`
 }
 
 // completeNoneContainers completes the names of running --network=none

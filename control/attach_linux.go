@@ -79,7 +79,10 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		return nil, err
 	}
 	if existing != nil {
-		if existing.NetnsInode == t.Inode {
+		// The same namespace: the same inode and, for a container or PID,
+		// the same process (an inode number is reused at once after a
+		// namespace dies: a restarted container may get its old one).
+		if existing.NetnsInode == t.Inode && existing.PID == t.PID {
 			if diff := differences(existing, req); diff != "" {
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
 			}

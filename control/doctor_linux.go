@@ -342,6 +342,14 @@ func (d *targetDoctor) record(ctx context.Context, ref string) bool {
 		return false
 	}
 	rec, err := d.m.FindRecord(ctx, ref)
+	if err == nil && rec == nil {
+		if _, bad, lerr := d.m.store.List(); lerr == nil {
+			if dr, _ := d.m.findDamaged(ctx, ref, bad); dr != nil {
+				d.r.add("record", CheckFail, fmt.Sprintf("the record of %s is damaged: %s (%s)", ref, dr.File, dr.Error), dr.Hint())
+				return false
+			}
+		}
+	}
 	if err != nil || rec == nil {
 		detail := ref + " is not attached"
 		if err != nil {

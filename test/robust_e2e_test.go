@@ -217,6 +217,9 @@ func TestDamagedRecordIsRecoverable(t *testing.T) {
 		t.Fatalf("doctor with a damaged record:\n%s", out)
 	}
 	e.fails([]string{"attach", name}, "damaged", "nswire detach "+name)
+	if r := e.run("doctor", name); r.code != 1 || !strings.Contains(r.stdout, "the record of "+name+" is damaged: "+path) {
+		t.Fatalf("doctor %s with a damaged record: exit %d\n%s", name, r.code, r.stdout)
+	}
 
 	out := e.ok("detach", name)
 	aside := filepath.Join(e.stateDir, state.DamagedDir)

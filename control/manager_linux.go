@@ -48,6 +48,10 @@ type Manager struct {
 	dp        datapathOps
 	conflicts map[string]string // addresses an ARP probe found in use, and by whom
 	afterStep func(k int)       // test hook: runs after step k of an attach succeeded
+	// engineTimeout is the last Docker deadline error of the states of
+	// records (see newTruth), and when it happened.
+	engineTimeout   error
+	engineTimeoutAt time.Time
 }
 
 // NewManager opens the host namespace's netlink handle. It checks the

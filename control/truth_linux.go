@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
@@ -68,13 +69,27 @@ type truth struct {
 func (m *Manager) newTruth(ctx context.Context, recs []*state.Record) *truth {
 	t := &truth{m: m}
 	for _, r := range recs {
-		if r.Kind == state.KindDocker {
-			t.containers, t.engineErr = m.containersByID(ctx)
+		if r.Kind != state.KindDocker {
+			continue
+		}
+		// A watch (stats -w, top, metrics) asks every interval: after the
+		// engine ran out of time once, do not wait for it again for a while.
+		if m.engineTimeout != nil && time.Since(m.engineTimeoutAt) < engineRetryAfter {
+			t.engineErr = m.engineTimeout
 			break
 		}
+		t.containers, t.engineErr = m.containersByID(ctx)
+		if isTimeout(t.engineErr) {
+			m.engineTimeout, m.engineTimeoutAt = t.engineErr, time.Now()
+		}
+		break
 	}
 	return t
 }
+
+// engineRetryAfter is how long states are told from local facts alone
+// after the engine did not answer in time.
+const engineRetryAfter = 30 * time.Second
 
 // nsInode is the inode of the namespace at path, or 0 when there is none.
 func nsInode(path string) uint64 {

@@ -104,6 +104,39 @@ func TestHungEngineIsBounded(t *testing.T) {
 	}
 	e.extraEnv = nil
 	e.fails([]string{"ls", "--docker-timeout", "0s"}, "--docker-timeout 0s")
+
+	// Without -a, ls tells the states of container records from local
+	// facts when the engine does not answer, and says so.
+	cli := testenv.Docker(t)
+	id, _ := testenv.RunNone(t, cli, "hung")
+	name := containerName(t, id)
+	e.attachJSON(name)
+	ls := func() []control.ListRow {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.extraEnv = []string{"DOCKER_HOST=" + host}
+		defer func() { e.extraEnv = nil }()
+		r, err := e.runCtx(ctx, "ls", "-o", "json", "--docker-timeout", "1s")
+		if err != nil || r.code != 0 {
+			t.Fatalf("ls with a hung engine: %v, exit %d\n%s", err, r.code, r.stderr)
+		}
+		var rows []control.ListRow
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("ls -o json with a hung engine: %v\n%s", err, r.stdout)
+		}
+		return rows
+	}
+	if rows := ls(); rows[0].State != control.StateLive {
+		t.Fatalf("a live container with a hung engine: %+v", rows[0])
+	}
+	if err := cli.ContainerKill(context.Background(), id, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	if rows := ls(); rows[0].State != control.StateStopped || !strings.Contains(rows[0].Reason, "did not answer in time at "+host) {
+		t.Fatalf("a killed container with a hung engine: %+v", rows[0])
+	}
+	e.ok("detach", name)
 }
 
 // lsRows is `nswire ls -o json`.

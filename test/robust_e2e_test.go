@@ -349,6 +349,9 @@ func TestAttachRepairsWhatIsMissing(t *testing.T) {
 	if err := netlink.LinkDel(hostVeth); err != nil {
 		t.Fatal(err)
 	}
+	if rows := e.lsRows(); len(rows) != 1 || rows[0].State != control.StateBroken || !strings.Contains(rows[0].Reason, "host veth "+rec.HostIf) {
+		t.Fatalf("ls with the host veth deleted: %+v", rows)
+	}
 	repair("deleting the veth", "host veth "+rec.HostIf+" was missing", "wired again")
 	recs, _, _ := state.Store{Dir: e.stateDir}.List()
 	if len(recs) != 1 || recs[0].Address != rec.Address || recs[0].MAC.String() != rec.MAC.String() || recs[0].Slot != rec.Slot || recs[0].Hook != rec.Hook {

@@ -16,8 +16,9 @@ help: ## list the targets
 deps: ## install and start what nswire and its tests need (apt packages, dockerd, bpffs, test image); idempotent
 	bash test/setup.sh
 
-build: ## build bin/nswire, static (no clang needed: the eBPF objects are committed)
+build: ## build bin/nswire and the CNI plugin bin/nswire-cni, static (no clang needed: the eBPF objects are committed)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o bin/nswire-cni ./cmd/nswire-cni
 
 test: deps ## set up, then run every test (unit, BPF, privileged, end-to-end)
 	CI=$${CI:-true} $(GO) test $(TESTFLAGS) ./...

@@ -45,7 +45,7 @@ func endpointOf(rec *state.Record) datapath.EndpointSpec {
 		HostIfindex: rec.HostIfindex,
 		MAC:         rec.MAC,
 		IP4:         rec.IPv4(),
-		Guard:       !rec.Observed,
+		Guard:       !rec.Observed || cniGuard(rec),
 		Slot:        rec.Slot,
 	}
 }

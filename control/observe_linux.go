@@ -19,6 +19,7 @@ type ObserveRequest struct {
 	Target TargetSpec
 	IfName string        // default eth0
 	Hook   datapath.Hook // default auto
+	CNI    *CNIInfo      // a CNI attachment (chained plugin): record ID, name and kind from it
 }
 
 // ParseObserve checks an observe request as a user writes it and returns it
@@ -63,6 +64,7 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*state.Recor
 		return nil, false, err
 	}
 	defer t.Close()
+	t.identifyCNI(req.CNI)
 	if existing, err := m.store.Get(t.ID); err != nil {
 		return nil, false, err
 	} else if existing != nil {
@@ -80,6 +82,7 @@ func (m *Manager) Observe(ctx context.Context, req ObserveRequest) (*state.Recor
 	if err != nil {
 		return nil, false, err
 	}
+	rec.CNI = req.CNI
 	recs, _, err := m.store.List()
 	if err != nil {
 		return nil, false, err

@@ -30,6 +30,7 @@ type EndpointStats struct {
 	Address    string            `json:"address"`
 	Mode       string            `json:"mode"`
 	Bridge     string            `json:"bridge,omitempty"`
+	CNI        *state.CNIInfo    `json:"cni,omitempty"`    // for a CNI attachment: the runtime's container and pod
 	State      RecordState       `json:"state"`            // live, restarted, stopped, gone, broken, damaged
 	Reason     string            `json:"reason,omitempty"` // why it is not live, or not counted
 	Counted    bool              `json:"counted"`          // false in mode off and when the record is not live: no current counters
@@ -65,7 +66,7 @@ func ProtoKey(l3, l4 int) string {
 
 // statsFrom turns a record and its (summed) counters into EndpointStats.
 func statsFrom(r *state.Record, c *bpf.Counters, now time.Time) EndpointStats {
-	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Bridge: r.Bridge, State: StateLive, Time: now}
+	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Bridge: r.Bridge, CNI: r.CNI, State: StateLive, Time: now}
 	if c == nil {
 		return s
 	}

@@ -9,11 +9,15 @@
 #   4. check docker0 has an IPv4 address
 #   5. build the tiny test image (test/mkimage.sh) if absent
 #   6. smoke test: `docker run --rm --network=none IMAGE true`
+#   7. CNI clients for the CNI plugin tests: cnitool and the reference
+#      host-local and bridge plugins, `go install`ed into $NSWIRE_CNI_TOOLS
+#      (Podman and containerd come as packages in step 1)
 #
 # Must run as root. Environment:
 #   NSWIRE_IMAGE          test image name (default nswire-busybox:latest)
 #   NSWIRE_DOCKERD_ARGS   extra arguments for dockerd (word-split)
 #   NSWIRE_DOCKERD_WAIT   seconds to wait for dockerd (default 60)
+#   NSWIRE_CNI_TOOLS      dir for cnitool, host-local, bridge (default /opt/nswire-test/cni)
 #
 # If this script starts dockerd it records its PID in
 # /run/nswire-dockerd.pid (dockerd's own --pidfile); .ci/run uses that file
@@ -25,7 +29,7 @@ IMAGE="${NSWIRE_IMAGE:-nswire-busybox:latest}"
 DOCKERD_LOG=/var/log/nswire-dockerd.log
 DOCKERD_PIDFILE=/run/nswire-dockerd.pid
 DOCKERD_WAIT="${NSWIRE_DOCKERD_WAIT:-60}"
-PACKAGES=(docker.io clang llvm bpftool iperf3 busybox-static libbpf-dev iproute2 sockperf)
+PACKAGES=(docker.io clang llvm bpftool iperf3 busybox-static libbpf-dev iproute2 sockperf podman containerd)
 
 export DEBIAN_FRONTEND=noninteractive
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -177,3 +181,16 @@ out=$(docker run --rm --network=none "$IMAGE" cat /www/index.html 2>&1) ||
 	die "docker run --network=none failed: $out"
 [[ "$out" == "hello from nswire" ]] || die "unexpected output from test image: $out"
 step "docker run --network=none: ok"
+
+# --- 7. CNI clients ----------------------------------------------------------
+CNI_TOOLS="${NSWIRE_CNI_TOOLS:-/opt/nswire-test/cni}"
+if [[ -x "$CNI_TOOLS/cnitool" && -x "$CNI_TOOLS/host-local" && -x "$CNI_TOOLS/bridge" ]]; then
+	step "cni tools: present in $CNI_TOOLS"
+else
+	command -v go >/dev/null || die "no go on PATH: cannot install the CNI tools"
+	step "cni tools: installing cnitool v1.3.1, host-local and bridge v1.10.0 into $CNI_TOOLS"
+	mkdir -p "$CNI_TOOLS"
+	(cd / && GOBIN="$CNI_TOOLS" go install github.com/containernetworking/cni/cnitool@v1.3.1 &&
+		GOBIN="$CNI_TOOLS" go install github.com/containernetworking/plugins/plugins/ipam/host-local@v1.10.0 \
+			github.com/containernetworking/plugins/plugins/main/bridge@v1.10.0) || die "go install of the CNI tools failed"
+fi

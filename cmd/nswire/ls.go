@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/nswire/nswire/control"
@@ -78,6 +79,13 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 }
 
 func short(id string) string {
+	if c, ok := strings.CutPrefix(id, "cni:"); ok { // a CNI attachment: the runtime's container ID
+		c, _, _ = strings.Cut(c, "/")
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		return c
+	}
 	if len(id) > 12 && id[0] != 'n' {
 		return id[:12]
 	}

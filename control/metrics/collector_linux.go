@@ -23,7 +23,7 @@ func NewCollector(m *control.Manager) *Collector { return &Collector{m: m} }
 
 var (
 	labels        = []string{"container", "id", "host_if"}
-	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "A record of nswire: its address, datapath mode and state (live, restarted, stopped, gone, broken, damaged). Only a live record has counter series.", append(labels, "address", "mode", "bridge", "state"), nil)
+	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "A record of nswire: its address, datapath mode, state (live, restarted, stopped, gone, broken, damaged) and, for a CNI attachment, the runtime's container and pod. Only a live record has counter series.", append(labels, "address", "mode", "bridge", "state", "cni_container_id", "pod_namespace", "pod_name"), nil)
 	descPackets   = prometheus.NewDesc("nswire_packets_total", "Packets counted by the eBPF datapath, by direction (rx: to the container, tx: from it) and protocol.", append(labels, "direction", "proto"), nil)
 	descBytes     = prometheus.NewDesc("nswire_bytes_total", "Bytes counted by the eBPF datapath (Ethernet header included, as interface counters count), by direction and protocol.", append(labels, "direction", "proto"), nil)
 	descDrops     = prometheus.NewDesc("nswire_drops_total", "Packets from the container dropped by the spoof guard, by reason.", append(labels, "reason"), nil)
@@ -49,7 +49,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	for _, s := range stats {
 		l := []string{s.Name, s.ID, s.HostIf}
-		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, s.Bridge, string(s.State))...)
+		var cid, podNS, pod string
+		if c := s.CNI; c != nil {
+			cid, podNS, pod = c.ContainerID, c.PodNamespace, c.PodName
+		}
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, s.Bridge, string(s.State), cid, podNS, pod)...)
 		if !s.Counted { // not live, or mode off: no current counters
 			continue
 		}

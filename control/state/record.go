@@ -36,9 +36,9 @@ const (
 // record on disk always describes a complete attach. Its fields are typed:
 // they are parsed once, when the record is read (DecodeRecord).
 type Record struct {
-	ID          string // Docker container ID, or "pid:N" / "netns:INODE"
+	ID          string // Docker container ID, or "pid:N" / "netns:INODE" / "cni:CONTAINERID/IFNAME"
 	Name        string // container name, without the leading '/'
-	Kind        string // KindDocker, KindPID or KindNetns
+	Kind        string // KindDocker, KindPID, KindNetns or KindCNI
 	PID         int
 	NetnsPath   string
 	NetnsInode  uint64
@@ -53,7 +53,8 @@ type Record struct {
 	Mode        datapath.Mode
 	Hook        datapath.Hook // tcx or tc once programs are installed; HookNone in mode off
 	Slot        uint32
-	Observed    bool // counters only, wiring not ours
+	Observed    bool     // counters only, wiring not ours
+	CNI         *CNIInfo // for KindCNI: who asked (cni.go)
 	Created     time.Time
 }
 
@@ -80,6 +81,7 @@ type wireRecord struct {
 	AttachMode  string    `json:"attachMode,omitempty"` // tcx or tc, when a program is installed
 	Slot        uint32    `json:"slot"`
 	Observed    bool      `json:"observed,omitempty"`
+	CNI         *CNIInfo  `json:"cni,omitempty"`
 	Created     time.Time `json:"created"`
 }
 
@@ -109,7 +111,7 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		Version: RecordVersion, ID: r.ID, Name: r.Name, Kind: r.Kind, PID: r.PID,
 		NetnsPath: r.NetnsPath, NetnsInode: r.NetnsInode, HostIf: r.HostIf, HostIfindex: r.HostIfindex,
 		IfName: r.IfName, MTU: r.MTU, Bridge: r.Bridge, Mode: string(r.Mode), AttachMode: string(r.Hook),
-		Slot: r.Slot, Observed: r.Observed, Created: r.Created,
+		Slot: r.Slot, Observed: r.Observed, CNI: r.CNI, Created: r.Created,
 	}
 	if r.Address.IsValid() {
 		w.Address = r.Address.String()
@@ -147,9 +149,9 @@ func (w *wireRecord) parse() (*Record, error) {
 		return nil, errors.New("record has no id")
 	}
 	switch w.Kind {
-	case KindDocker, KindPID, KindNetns:
+	case KindDocker, KindPID, KindNetns, KindCNI:
 	default:
-		return nil, fmt.Errorf("record kind %q is not docker, pid or netns", w.Kind)
+		return nil, fmt.Errorf("record kind %q is not docker, pid, netns or cni", w.Kind)
 	}
 	if !netops.IsHostVethName(w.HostIf) && !w.Observed {
 		return nil, fmt.Errorf("record host interface %q is not an nswire veth name", w.HostIf)
@@ -160,7 +162,7 @@ func (w *wireRecord) parse() (*Record, error) {
 	r := &Record{
 		ID: w.ID, Name: w.Name, Kind: w.Kind, PID: w.PID, NetnsPath: w.NetnsPath, NetnsInode: w.NetnsInode,
 		HostIf: w.HostIf, HostIfindex: w.HostIfindex, IfName: w.IfName, MTU: w.MTU, Bridge: w.Bridge,
-		Slot: w.Slot, Observed: w.Observed, Created: w.Created,
+		Slot: w.Slot, Observed: w.Observed, CNI: w.CNI, Created: w.Created,
 	}
 	var err error
 	if r.Mode, err = datapath.ParseMode(w.Mode); err != nil {

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -67,7 +68,7 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ListRow, error) {
 	for _, d := range m.damaged(bad) {
 		name := short12(d.ID)
 		if name == "" {
-			name = d.File
+			name = filepath.Base(d.File)
 		}
 		rows = append(rows, ListRow{Name: name, ID: d.ID, Wired: true, State: StateDamaged, Reason: d.Hint(), File: d.File, Error: d.Error})
 		seen[d.ID] = true

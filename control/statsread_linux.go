@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
@@ -63,7 +64,11 @@ func (m *Manager) statsOf(ctx context.Context, recs []*state.Record, bad []strin
 		out = append(out, statsFrom(r, &c, now))
 	}
 	for _, d := range m.damaged(bad) {
-		out = append(out, EndpointStats{Name: short12(d.ID), ID: d.ID, State: StateDamaged, Reason: d.Error + "; " + d.Hint(), Time: now})
+		name := short12(d.ID)
+		if name == "" {
+			name = filepath.Base(d.File)
+		}
+		out = append(out, EndpointStats{Name: name, ID: d.ID, State: StateDamaged, Reason: d.Error + "; " + d.Hint(), Time: now})
 	}
 	return out, nil
 }

@@ -319,6 +319,13 @@ func TestAttachRepairsWhatIsMissing(t *testing.T) {
 	}
 
 	os.RemoveAll(filepath.Join(e.pinDir, "links", rec.HostIf))
+	// A dry run says what it would repair and changes nothing.
+	if out := e.ok(tg.args("--dry-run")...); !strings.Contains(out, "# would repair: the ingress program") {
+		t.Fatalf("dry run with the link pins removed said %q", out)
+	}
+	if p := pinsUnder(e.pinDir); len(p) != 0 {
+		t.Fatalf("a dry run repaired: %v", p)
+	}
 	repair("removing the link pins", "ingress program", "egress program")
 
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}}

@@ -71,3 +71,10 @@ func (m *Manager) containersByID(ctx context.Context) (map[string]container.Summ
 	}
 	return by, nil
 }
+
+// DockerContext returns ctx bounded by the Docker deadline
+// (Config.DockerTimeout), for a call to the engine made outside the
+// manager (the bench's containers).
+func (m *Manager) DockerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.dockerTimeout())
+}

@@ -152,7 +152,7 @@ func completeNoneContainers(g *globalFlags) func(*cobra.Command, []string, strin
 		g.withManager(cmd, func(m *control.Manager) error {
 			rows, err := m.List(cmd.Context(), true)
 			for _, r := range rows {
-				if r.Record == nil {
+				if !r.Wired {
 					names = append(names, r.Name)
 				}
 			}

@@ -117,7 +117,7 @@ again with the same settings changes nothing.`,
 	f.StringVar(&flags.IP, "ip", "", "address in CIDR form (default: the highest free address of the bridge's subnet)")
 	f.StringVar(&flags.Gateway, "gateway", "", "default gateway (default: the bridge's address)")
 	f.StringVar(&flags.MAC, "mac", "", "MAC of the container interface (default: derived from the container ID)")
-	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair (default: the bridge's)")
+	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair: the bridge's (default); another value is refused, as it would change the shared bridge")
 	f.StringVar(&flags.Mode, "mode", string(datapath.Observe), "datapath mode: "+joinOr(datapath.Modes))
 	registerHookFlag(cmd, &flags.Hook)
 	f.BoolVar(&flags.Force, "force", false, "allow --mode fastpath on a bridge with enable_icc=false")

@@ -15,6 +15,9 @@ func staleSnapshot(at time.Duration, state control.RecordState) []control.Endpoi
 	s[1].Counted, s[1].RX, s[1].TX = false, control.Flow{}, control.Flow{}
 	s[1].State, s[1].Reason = state, "the container was restarted: `nswire attach old` wires it again"
 	s[0].State = control.StateLive
+	if state == control.StateDamaged { // a damaged file: no mode, address or host veth known
+		s[1].Mode, s[1].Address, s[1].HostIf = "", "", ""
+	}
 	return s
 }
 

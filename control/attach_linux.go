@@ -23,8 +23,17 @@ const lockTimeout = 30 * time.Second
 // AttachResult says what an attach did.
 type AttachResult struct {
 	Record    *state.Record
-	Unchanged bool     // it was already attached with these settings
-	Plan      []string // the equivalent shell commands (dry run)
+	Unchanged bool       // it was already attached with these settings
+	Plan      []PlanStep // the steps with their equivalent shell commands (dry run)
+	// Repaired lists what of an existing attachment was missing and was
+	// repaired (with a dry run: would be); Unchanged is then false.
+	Repaired []string
+}
+
+// PlanStep is one step of an attach plan as --dry-run shows it.
+type PlanStep struct {
+	Name    string `json:"name"`
+	Command string `json:"command"` // the equivalent shell command
 }
 
 // maxSlots is the number of counter slots the datapath has.
@@ -59,15 +68,25 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		}
 	}
 	existing, err := m.store.Get(t.ID)
+	if state.IsDamaged(err) {
+		ref := t.Name
+		if t.Kind != state.KindDocker {
+			ref = t.ID
+		}
+		return nil, fmt.Errorf("the record of %s is damaged (%v): `nswire detach %s` removes what nswire made for it and keeps the file aside, then attach again", t.Name, err, ref)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if existing != nil {
-		if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
+		// The same namespace: the same inode and, for a container or PID,
+		// the same process (an inode number is reused at once after a
+		// namespace dies: a restarted container may get its old one).
+		if existing.NetnsInode == t.Inode && existing.PID == t.PID {
 			if diff := differences(existing, req); diff != "" {
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
 			}
-			return &AttachResult{Record: existing, Unchanged: true}, nil
+			return m.attachedAgain(t, existing, dryRun)
 		}
 		// The record describes a namespace or veth that is gone (the
 		// container restarted): clear it and wire afresh.
@@ -102,13 +121,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	steps, release := m.attachSteps(t, rec, settle)
 	defer release()
 	if dryRun {
-		var cmds []string
+		var plan []PlanStep
 		for _, s := range steps {
 			if s.cmd != "" {
-				cmds = append(cmds, s.cmd)
+				plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
 			}
 		}
-		return &AttachResult{Record: rec, Plan: cmds}, nil
+		return &AttachResult{Record: rec, Plan: plan}, nil
 	}
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
@@ -169,6 +188,9 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*stat
 	}
 	if len(nets) == 0 {
 		return nil, fmt.Errorf("bridge %s has no IPv4 address: give it one (the gateway) first", req.Bridge)
+	}
+	if err := checkBridgeShared(br, req.MTU); err != nil {
+		return nil, err
 	}
 	bridgeAddr := nets[0]
 	subnet := &net.IPNet{IP: bridgeAddr.IP.Mask(bridgeAddr.Mask).To4(), Mask: bridgeAddr.Mask}
@@ -373,6 +395,16 @@ func (m *Manager) attachSteps(t *Target, rec *state.Record, settle func() error)
 				}
 				return err
 			},
+		},
+		{
+			// Before the interface comes up, so that no router
+			// advertisement is ever accepted on it: a rogue one from
+			// another container would give this one a default route and an
+			// address. The veth's undo removes the interface with its
+			// settings.
+			name: "no-ra",
+			cmd:  fmt.Sprintf("%s sysctl -w net.ipv6.conf.%s.accept_ra=0 net.ipv6.conf.%s.autoconf=0", strings.TrimSuffix(nsExec, " ip"), rec.IfName, rec.IfName),
+			do:   func() error { return disableRA(t.NS, rec.IfName) },
 		},
 		{
 			name: "up",

@@ -25,8 +25,11 @@ func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error)
 	defer lock.Release()
 	if rec == nil {
 		tomb, err := m.findTombstone(ref)
-		if err != nil || tomb == nil {
-			return &DetachResult{Message: fmt.Sprintf("%s is not attached: nothing to do", ref)}, err
+		if err != nil {
+			return nil, err
+		}
+		if tomb == nil {
+			return m.detachUnrecorded(ctx, ref)
 		}
 		if err := m.finishDetach(tomb); err != nil {
 			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", tomb.DisplayName(), err)

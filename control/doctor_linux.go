@@ -68,7 +68,7 @@ func (m *Manager) DoctorHost(ctx context.Context, bridge string) *DoctorReport {
 	if subnet != nil {
 		m.doctorFreeAddresses(r, bridge, *subnet, dn)
 	}
-	m.doctorState(r, privileged)
+	m.doctorState(ctx, r, privileged)
 	return r
 }
 
@@ -235,10 +235,11 @@ func (m *Manager) doctorFreeAddresses(r *DoctorReport, bridge string, sn Subnet,
 	}
 }
 
-// doctorState checks the state dir (mode, corrupt records, interrupted
-// detaches). It never takes the lock and changes nothing.
-func (m *Manager) doctorState(r *DoctorReport, privileged bool) {
-	fi, err := os.Stat(m.cfg.StateDir)
+// doctorState checks the state dir (mode, damaged records, interrupted
+// detaches) and tells the state of every record, from one list of Docker's
+// containers. It never takes the lock and changes nothing.
+func (m *Manager) doctorState(ctx context.Context, r *DoctorReport, privileged bool) {
+	fi, err := os.Lstat(m.cfg.StateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		r.add("state", CheckOK, m.cfg.StateDir+" does not exist yet (nothing attached)", "")
 		return
@@ -255,26 +256,38 @@ func (m *Manager) doctorState(r *DoctorReport, privileged bool) {
 	}
 	recs, bad, err := m.store.List()
 	if err != nil {
-		r.add("state", CheckFail, err.Error(), "")
+		r.add("state", CheckFail, err.Error(), "remove what is at that path; nswire recreates its state dir")
 		return
 	}
 	tombs, _, _ := m.store.Tombstones()
-	var stale []string
+	// The docker check above already asked the engine: do not wait for a
+	// hung one twice.
+	tr := &truth{m: m, engineErr: errors.New("not reachable (see the docker check)")}
+	if m.dockerOK {
+		tr = m.newTruth(ctx, recs)
+	}
+	var notLive []string
 	for _, rec := range recs {
-		if why := m.Staleness(rec); why != "" {
-			stale = append(stale, rec.DisplayName()+": "+why)
+		if st := tr.status(rec); !st.Live() {
+			notLive = append(notLive, fmt.Sprintf("%s is %s: %s", rec.DisplayName(), st.State, st.Reason))
 		}
 	}
-	switch {
-	case len(bad) > 0:
-		r.add("state", CheckFail, fmt.Sprintf("%d corrupt or truncated records (not trusted): %s", len(bad), strings.Join(bad, ", ")), "inspect and delete them, then run `nswire gc`")
-	case len(tombs) > 0 || len(stale) > 0:
-		detail := fmt.Sprintf("%d records; %d interrupted detaches", len(recs), len(tombs))
-		if len(stale) > 0 {
-			detail += "; stale: " + strings.Join(stale, "; ")
+	if len(bad) > 0 {
+		var lines, fixes []string
+		for _, d := range m.damaged(bad) {
+			lines = append(lines, d.File+" ("+d.Error+")")
+			fixes = append(fixes, d.Hint())
 		}
-		r.add("state", CheckWarn, detail, "run `nswire gc`")
-	default:
+		r.add("state", CheckFail, fmt.Sprintf("%d damaged records (not trusted): %s", len(bad), strings.Join(lines, "; ")), strings.Join(fixes, "; "))
+	}
+	switch {
+	case len(tombs) > 0 || len(notLive) > 0:
+		detail := fmt.Sprintf("%d records; %d interrupted detaches", len(recs), len(tombs))
+		if len(notLive) > 0 {
+			detail += "; not live: " + strings.Join(notLive, "; ")
+		}
+		r.add("records", CheckWarn, detail, "attach again what should be wired; `nswire gc` clears the rest")
+	case len(bad) == 0:
 		r.add("state", CheckOK, fmt.Sprintf("%d records in %s, all live", len(recs), m.cfg.StateDir), "")
 	}
 }
@@ -330,6 +343,14 @@ func (d *targetDoctor) record(ctx context.Context, ref string) bool {
 		return false
 	}
 	rec, err := d.m.FindRecord(ctx, ref)
+	if err == nil && rec == nil {
+		if _, bad, lerr := d.m.store.List(); lerr == nil {
+			if dr, _ := d.m.findDamaged(ctx, ref, bad); dr != nil {
+				d.r.add("record", CheckFail, fmt.Sprintf("the record of %s is damaged: %s (%s)", ref, dr.File, dr.Error), dr.Hint())
+				return false
+			}
+		}
+	}
 	if err != nil || rec == nil {
 		detail := ref + " is not attached"
 		if err != nil {
@@ -344,10 +365,10 @@ func (d *targetDoctor) record(ctx context.Context, ref string) bool {
 	return true
 }
 
-func (d *targetDoctor) namespace(context.Context, string) bool {
+func (d *targetDoctor) namespace(ctx context.Context, _ string) bool {
 	rec := d.rec
-	if why := d.m.Staleness(rec); why != "" && !strings.Contains(why, "host veth") {
-		d.r.add("namespace", CheckFail, why, "`nswire gc` removes what is left of it")
+	if st := d.m.newTruth(ctx, []*state.Record{rec}).status(rec); st.State != StateLive && st.State != StateBroken {
+		d.r.add("namespace", CheckFail, fmt.Sprintf("the record is %s: %s", st.State, st.Reason), "`nswire attach "+rec.DisplayName()+"` wires a running container again; `nswire detach "+rec.DisplayName()+"` or `nswire gc` removes what is left")
 		return false
 	}
 	ns, err := netops.OpenNetnsPath(rec.NetnsPath)

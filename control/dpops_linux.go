@@ -13,6 +13,9 @@ type datapathOps interface {
 	setMode(rec *state.Record, mode datapath.Mode, hook datapath.Hook) (used datapath.Hook, err error)
 	remove(rec *state.Record) error
 	readCounters() (map[uint32]datapath.Counters, error)
+	// missing lists what of rec's installation is not in place (see
+	// Datapath.Missing); it changes nothing.
+	missing(rec *state.Record) []string
 	close()
 }
 
@@ -106,4 +109,19 @@ func (l *lazyDatapath) readCounters() (map[uint32]datapath.Counters, error) {
 		l.ro = ro
 	}
 	return l.ro.ReadCounters()
+}
+
+func (l *lazyDatapath) missing(rec *state.Record) []string {
+	dp := l.dp
+	if dp == nil {
+		if l.ro == nil {
+			ro, err := datapath.OpenDatapathMaps(l.pinDir)
+			if err != nil {
+				return []string{"the datapath's pinned maps under " + l.pinDir + " (" + err.Error() + ")"}
+			}
+			l.ro = ro
+		}
+		dp = l.ro
+	}
+	return dp.Missing(endpointOf(rec), rec.Hook)
 }

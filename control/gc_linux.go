@@ -187,10 +187,11 @@ func (g *gcRun) records() error {
 	}
 	for _, p := range bad {
 		id := state.IDFromRecordFile(filepath.Base(p))
-		reason := "corrupt or truncated record: kept, not trusted; inspect it, delete it, then run `nswire gc` again"
+		reason := "damaged record: kept, not trusted; inspect it, delete it, then run `nswire gc` again"
 		if id != "" {
 			g.owned[netops.HostVethName(id)] = true
-			reason += fmt.Sprintf(" (its veth %s is kept too)", netops.HostVethName(id))
+			reason = fmt.Sprintf("damaged record: kept, not trusted, and its veth %s too; `nswire detach %s` removes what nswire made for it and moves the file to %s/",
+				netops.HostVethName(id), short12(id), filepath.Join(g.m.cfg.StateDir, state.DamagedDir))
 		}
 		g.rep.Items = append(g.rep.Items, GCItem{Kind: "corrupt-record", Name: p, Reason: reason})
 	}

@@ -27,7 +27,7 @@ func TestTargetDiesDuringAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for k := 1; k <= 8; k++ { // veth … datapath: the record step checks
+	for k := 1; k <= 9; k++ { // veth … datapath: the record step checks
 		proc := exec.Command("sleep", "300")
 		proc.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 		if err := proc.Start(); err != nil {

@@ -22,6 +22,10 @@ type Config struct {
 	StateDir string    // default state.DefaultStateDir
 	PinDir   string    // default bpf pin dir
 	Verbose  io.Writer // per-step progress when non-nil
+	// DockerTimeout bounds each call to the Docker engine (default
+	// DefaultDockerTimeout): a hung engine is an error naming its address,
+	// never a hang.
+	DockerTimeout time.Duration
 	// FailAfterStep, when > 0, makes an attach fail right after its step
 	// number FailAfterStep succeeded: a fault-injection hook for the
 	// rollback tests.
@@ -44,6 +48,10 @@ type Manager struct {
 	dp        datapathOps
 	conflicts map[string]string // addresses an ARP probe found in use, and by whom
 	afterStep func(k int)       // test hook: runs after step k of an attach succeeded
+	// engineTimeout is the last Docker deadline error of the states of
+	// records (see newTruth), and when it happened.
+	engineTimeout   error
+	engineTimeoutAt time.Time
 }
 
 // NewManager opens the host namespace's netlink handle. It checks the

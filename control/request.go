@@ -18,6 +18,11 @@ type TargetSpec struct {
 	Container string
 	PID       int
 	NetnsPath string
+	// PIDGiven and NetnsGiven say that --pid or --netns was given, so that
+	// an explicit --pid 0 or --netns "" is an error naming the value, not
+	// "no target".
+	PIDGiven   bool
+	NetnsGiven bool
 }
 
 // Validate checks that exactly one kind of target is given.
@@ -26,10 +31,10 @@ func (t TargetSpec) Validate() error {
 	if t.Container != "" {
 		n++
 	}
-	if t.PID != 0 {
+	if t.PID != 0 || t.PIDGiven {
 		n++
 	}
-	if t.NetnsPath != "" {
+	if t.NetnsPath != "" || t.NetnsGiven {
 		n++
 	}
 	switch {
@@ -37,8 +42,10 @@ func (t TargetSpec) Validate() error {
 		return errors.New("no target: give a container name or ID, --pid N or --netns PATH")
 	case n > 1:
 		return errors.New("more than one target: give only one of a container, --pid or --netns")
-	case t.PID < 0:
+	case t.PID < 0 || (t.PIDGiven && t.PID == 0):
 		return fmt.Errorf("--pid %d is not a process ID: give a positive number", t.PID)
+	case t.NetnsGiven && t.NetnsPath == "":
+		return errors.New(`--netns "" is empty: give the path of a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net`)
 	}
 	if t.Container != "" {
 		if err := ValidateContainerRef(t.Container); err != nil {

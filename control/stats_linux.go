@@ -29,9 +29,13 @@ type EndpointStats struct {
 	HostIf     string            `json:"hostIf"`
 	Address    string            `json:"address"`
 	Mode       string            `json:"mode"`
-	Counted    bool              `json:"counted"` // false in mode off: no program counts
-	RX         Flow              `json:"rx"`      // towards the container
-	TX         Flow              `json:"tx"`      // sent by the container
+	Bridge     string            `json:"bridge,omitempty"`
+	CNI        *state.CNIInfo    `json:"cni,omitempty"`    // for a CNI attachment: the runtime's container and pod
+	State      RecordState       `json:"state"`            // live, restarted, stopped, gone, broken, damaged
+	Reason     string            `json:"reason,omitempty"` // why it is not live, or not counted
+	Counted    bool              `json:"counted"`          // false in mode off and when the record is not live: no current counters
+	RX         Flow              `json:"rx"`               // towards the container
+	TX         Flow              `json:"tx"`               // sent by the container
 	RXByProto  map[string]Flow   `json:"rxByProto,omitempty"`
 	TXByProto  map[string]Flow   `json:"txByProto,omitempty"`
 	Drops      map[string]uint64 `json:"drops,omitempty"`
@@ -62,7 +66,7 @@ func ProtoKey(l3, l4 int) string {
 
 // statsFrom turns a record and its (summed) counters into EndpointStats.
 func statsFrom(r *state.Record, c *bpf.Counters, now time.Time) EndpointStats {
-	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Time: now}
+	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Bridge: r.Bridge, CNI: r.CNI, State: StateLive, Time: now}
 	if c == nil {
 		return s
 	}

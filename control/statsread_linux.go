@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
@@ -10,75 +11,84 @@ import (
 )
 
 // Stats returns the counters of the attached targets named by refs (all of
-// them when refs is empty), read from the pinned maps in one batch. An
-// unknown ref is an error naming it.
+// them, and the damaged records, when refs is empty), read from the pinned
+// maps in one batch. Only a live record has counters: one whose target
+// restarted, stopped or is gone has its State and Reason instead, and
+// Counted false. An unknown ref is an error naming it.
 func (m *Manager) Stats(ctx context.Context, refs []string) ([]EndpointStats, error) {
-	recs, err := m.selectRecords(ctx, refs)
+	recs, bad, err := m.selectRecords(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	return m.statsOf(recs)
+	return m.statsOf(ctx, recs, bad)
 }
 
-// AllStats returns every record and its counters (stats[i] is recs[i]'s),
-// read in one batch: one scrape of the metrics collector.
-func (m *Manager) AllStats() ([]*state.Record, []EndpointStats, error) {
-	recs, _, err := m.store.List()
-	if err != nil {
-		return nil, nil, err
-	}
-	stats, err := m.statsOf(recs)
-	return recs, stats, err
+// AllStats returns the counters of every record, and an entry for each
+// damaged record, read in one batch: one scrape of the metrics collector.
+func (m *Manager) AllStats(ctx context.Context) ([]EndpointStats, error) {
+	return m.Stats(ctx, nil)
 }
 
-// statsOf reads the counters of recs in one batch.
-func (m *Manager) statsOf(recs []*state.Record) ([]EndpointStats, error) {
+// statsOf tells the state of recs (one list of Docker's containers) and
+// reads the counters of the live ones in one batch.
+func (m *Manager) statsOf(ctx context.Context, recs []*state.Record, bad []string) ([]EndpointStats, error) {
+	tr := m.newTruth(ctx, recs)
+	status := make([]RecordStatus, len(recs))
 	counted := false
-	for _, r := range recs {
-		if r.Mode != datapath.Off {
+	for i, r := range recs {
+		status[i] = tr.status(r)
+		if status[i].Live() && r.Mode != datapath.Off {
 			counted = true
 		}
 	}
-	now := time.Now()
-	out := make([]EndpointStats, 0, len(recs))
-	if !counted {
-		for _, r := range recs {
-			out = append(out, statsFrom(r, nil, now))
+	var all map[uint32]datapath.Counters
+	if counted {
+		var err error
+		if all, err = m.dp.readCounters(); err != nil {
+			return nil, err
 		}
-		return out, nil
 	}
-	all, err := m.dp.readCounters()
-	if err != nil {
-		return nil, err
-	}
-	now = time.Now()
-	for _, r := range recs {
-		if r.Mode == datapath.Off {
-			out = append(out, statsFrom(r, nil, now))
+	now := time.Now()
+	out := make([]EndpointStats, 0, len(recs)+len(bad))
+	for i, r := range recs {
+		if !status[i].Live() || r.Mode == datapath.Off {
+			s := statsFrom(r, nil, now)
+			s.State, s.Reason = status[i].State, status[i].Reason
+			if s.Reason == "" {
+				s.Reason = "mode off: no program counts"
+			}
+			out = append(out, s)
 			continue
 		}
 		c := all[r.Slot]
 		out = append(out, statsFrom(r, &c, now))
 	}
+	for _, d := range m.damaged(bad) {
+		name := short12(d.ID)
+		if name == "" {
+			name = filepath.Base(d.File)
+		}
+		out = append(out, EndpointStats{Name: name, ID: d.ID, State: StateDamaged, Reason: d.Error + "; " + d.Hint(), Time: now})
+	}
 	return out, nil
 }
 
-// selectRecords returns the records of refs, or all records without refs.
-func (m *Manager) selectRecords(ctx context.Context, refs []string) ([]*state.Record, error) {
+// selectRecords returns the records of refs, or all records and the
+// damaged files without refs.
+func (m *Manager) selectRecords(ctx context.Context, refs []string) ([]*state.Record, []string, error) {
 	if len(refs) == 0 {
-		recs, _, err := m.store.List()
-		return recs, err
+		return m.store.List()
 	}
 	var recs []*state.Record
 	for _, ref := range refs {
 		r, err := m.FindRecord(ctx, ref)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if r == nil {
-			return nil, fmt.Errorf("%s is not attached (`nswire ls` lists what is)", ref)
+			return nil, nil, fmt.Errorf("%s is not attached (`nswire ls` lists what is)", ref)
 		}
 		recs = append(recs, r)
 	}
-	return recs, nil
+	return recs, nil, nil
 }

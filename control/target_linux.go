@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -51,18 +52,21 @@ func (m *Manager) Docker() (*client.Client, error) {
 }
 
 // dockerReachable reports whether the engine answers (a ping, unless this
-// process has already talked to it).
-func (m *Manager) dockerReachable(ctx context.Context) bool {
+// process has already talked to it). An engine that accepts the connection
+// but does not answer within the Docker deadline is an error, not
+// "unreachable": a hung engine must be reported, not taken for an absent one.
+func (m *Manager) dockerReachable(ctx context.Context) (bool, error) {
 	if m.dockerOK {
-		return true
+		return true, nil
 	}
-	cli, err := m.Docker()
-	if err != nil {
-		return false
+	_, err := dockerCall(ctx, m, "ping the Docker engine", func(ctx context.Context, cli *client.Client) (types.Ping, error) {
+		return cli.Ping(ctx)
+	})
+	if errors.Is(err, ErrDockerTimeout) {
+		return false, err
 	}
-	_, err = cli.Ping(ctx)
 	m.dockerOK = err == nil
-	return m.dockerOK
+	return m.dockerOK, nil
 }
 
 // inContainer checks that process pid belongs to the container id, by its
@@ -80,11 +84,12 @@ func inContainer(pid int, id string) error {
 
 // inspect returns the container ref refers to, with errors a user can act on.
 func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectResponse, error) {
-	cli, err := m.Docker()
-	if err != nil {
-		return container.InspectResponse{}, err
+	c, err := dockerCall(ctx, m, "inspect container "+ref, func(ctx context.Context, cli *client.Client) (container.InspectResponse, error) {
+		return cli.ContainerInspect(ctx, ref)
+	})
+	if errors.Is(err, ErrDockerTimeout) {
+		return c, err
 	}
-	c, err := cli.ContainerInspect(ctx, ref)
 	if errdefs.IsNotFound(err) {
 		return c, fmt.Errorf("container %q not found (`docker ps -a` lists containers)", ref)
 	}
@@ -183,18 +188,30 @@ type dockerNetwork struct {
 // bridgeNetwork finds the Docker network whose Linux bridge is bridge. It
 // returns (nil, nil) when the engine is unreachable or no network uses it.
 func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetwork, error) {
-	if !m.dockerReachable(ctx) {
-		return nil, nil
+	if ok, err := m.dockerReachable(ctx); !ok {
+		return nil, err
 	}
-	cli, _ := m.Docker()
+	inspect := func(ref string) (network.Inspect, error) {
+		return dockerCall(ctx, m, "inspect docker network "+ref, func(ctx context.Context, cli *client.Client) (network.Inspect, error) {
+			return cli.NetworkInspect(ctx, ref, network.InspectOptions{})
+		})
+	}
 	// Docker's default network "bridge" is docker0: one call finds it.
 	if bridge == "docker0" {
-		n, err := cli.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+		n, err := inspect("bridge")
+		if errors.Is(err, ErrDockerTimeout) {
+			return nil, err
+		}
 		if err == nil && bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) == bridge {
 			return toDockerNetwork(n), nil
 		}
 	}
-	nets, err := cli.NetworkList(ctx, network.ListOptions{})
+	nets, err := dockerCall(ctx, m, "list docker networks", func(ctx context.Context, cli *client.Client) ([]network.Summary, error) {
+		return cli.NetworkList(ctx, network.ListOptions{})
+	})
+	if errors.Is(err, ErrDockerTimeout) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list docker networks: %w", err)
 	}
@@ -202,7 +219,10 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 		if bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) != bridge {
 			continue
 		}
-		full, err := cli.NetworkInspect(ctx, n.ID, network.InspectOptions{})
+		full, err := inspect(n.ID)
+		if errors.Is(err, ErrDockerTimeout) {
+			return nil, err
+		}
 		if err != nil {
 			if client.IsErrNotFound(err) {
 				return nil, nil
@@ -244,11 +264,17 @@ func toDockerNetwork(n network.Inspect) *dockerNetwork {
 
 // noneContainers lists running containers started with --network=none.
 func (m *Manager) noneContainers(ctx context.Context) ([]container.Summary, error) {
-	if !m.dockerReachable(ctx) {
+	if ok, err := m.dockerReachable(ctx); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, errors.New("the Docker engine is not reachable: cannot list --network=none containers")
 	}
-	cli, _ := m.Docker()
-	all, err := cli.ContainerList(ctx, container.ListOptions{})
+	all, err := dockerCall(ctx, m, "list containers", func(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
+		return cli.ContainerList(ctx, container.ListOptions{})
+	})
+	if errors.Is(err, ErrDockerTimeout) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}

@@ -374,8 +374,8 @@ func TestCNIDelAfterNetnsGone(t *testing.T) {
 }
 
 // cniAddSteps is the number of steps of a standalone ADD: ipam, bridge,
-// veth, master, host-up, rename, up, address, route, datapath, record.
-const cniAddSteps = 11
+// veth, master, host-up, rename, no-ra, up, address, route, datapath, record.
+const cniAddSteps = 12
 
 // TestCNIRollback: a fault injected after each step of ADD leaves nothing:
 // no record, lease, veth, link pin, container interface, nor the bridge the

@@ -455,8 +455,8 @@ func TestRollbackAtEveryStep(t *testing.T) {
 	cns := containerNS(t, pid)
 	hostBefore, nsBefore := hostSnapshot(t), snapshot(t, cns)
 	steps := strings.Count(e.ok("attach", id, "--dry-run"), "\n")
-	if steps != 9 { // veth master host-up rename up address route datapath record
-		t.Fatalf("dry run lists %d steps, want 9", steps)
+	if steps != 10 { // veth master host-up rename no-ra up address route datapath record
+		t.Fatalf("dry run lists %d steps, want 10", steps)
 	}
 	for k := 1; k <= steps; k++ {
 		e.extraEnv = []string{fmt.Sprintf("NSWIRE_FAIL_AFTER_STEP=%d", k)}
@@ -516,7 +516,7 @@ func TestDryRunAndVerbose(t *testing.T) {
 		t.Fatal("dry run changed the host")
 	}
 	r := e.run("-v", "attach", id, "--mode", "off")
-	if r.code != 0 || !strings.Contains(r.stderr, "step 1/8 veth") || !strings.Contains(r.stderr, "step 8/8 record") {
+	if r.code != 0 || !strings.Contains(r.stderr, "step 1/9 veth") || !strings.Contains(r.stderr, "step 9/9 record") {
 		t.Fatalf("verbose attach: %d\n%s", r.code, r.stderr)
 	}
 }

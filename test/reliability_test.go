@@ -227,8 +227,8 @@ func TestCrashAtEveryAttachStep(t *testing.T) {
 	tg := newTarget(t, "crash-a", testBridge(t, "nswtbra", "10.231.1.1/24").Name)
 	before := snapshot(t, tg.ns)
 	steps := strings.Count(e.ok(tg.args("--dry-run")...), "\n")
-	if steps != 9 {
-		t.Fatalf("attach has %d steps, want 9", steps)
+	if steps != 10 {
+		t.Fatalf("attach has %d steps, want 10", steps)
 	}
 	for k := 1; k <= steps; k++ {
 		for _, recovery := range []string{"gc", "attach"} {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +42,8 @@ again with the same settings changes nothing.`,
 			if len(args) == 1 {
 				flags.Target.Container = args[0]
 			}
+			flags.Target.PIDGiven = cmd.Flags().Changed("pid")
+			flags.Target.NetnsGiven = cmd.Flags().Changed("netns")
 			var err error
 			if req, err = flags.Parse(); err != nil {
 				return err
@@ -61,15 +65,35 @@ again with the same settings changes nothing.`,
 				}
 				w := cmd.OutOrStdout()
 				if dryRun {
-					for _, c := range res.Plan {
-						fmt.Fprintln(w, c)
+					if out.format == "json" {
+						return writeJSON(w, dryRunPlan{Target: res.Record.DisplayName(), Record: res.Record, Steps: res.Plan, Repair: res.Repaired, Unchanged: res.Unchanged})
+					}
+					for _, s := range res.Repaired {
+						fmt.Fprintf(w, "# would repair: %s\n", s)
+					}
+					if res.Unchanged {
+						fmt.Fprintf(w, "# %s is already attached and complete: nothing would change\n", res.Record.DisplayName())
+					}
+					for _, s := range res.Plan {
+						fmt.Fprintln(w, s.Command)
 					}
 					return nil
+				}
+				if len(res.Repaired) > 0 {
+					// On stderr with -o json, whose stdout is the record.
+					rw := w
+					if out.format == "json" {
+						rw = cmd.ErrOrStderr()
+					}
+					fmt.Fprintf(rw, "%s was attached but incomplete; repaired: %s\n", res.Record.DisplayName(), strings.Join(res.Repaired, "; "))
 				}
 				if out.format == "json" {
 					return writeJSON(w, res.Record)
 				}
 				r := res.Record
+				if len(res.Repaired) > 0 {
+					return nil
+				}
 				if res.Unchanged {
 					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, r.Address, r.Bridge, r.HostIf, r.Mode)
 					return nil
@@ -93,7 +117,7 @@ again with the same settings changes nothing.`,
 	f.StringVar(&flags.IP, "ip", "", "address in CIDR form (default: the highest free address of the bridge's subnet)")
 	f.StringVar(&flags.Gateway, "gateway", "", "default gateway (default: the bridge's address)")
 	f.StringVar(&flags.MAC, "mac", "", "MAC of the container interface (default: derived from the container ID)")
-	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair (default: the bridge's)")
+	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair: the bridge's (default); another value is refused, as it would change the shared bridge")
 	f.StringVar(&flags.Mode, "mode", string(datapath.Observe), "datapath mode: "+joinOr(datapath.Modes))
 	registerHookFlag(cmd, &flags.Hook)
 	f.BoolVar(&flags.Force, "force", false, "allow --mode fastpath on a bridge with enable_icc=false")
@@ -103,6 +127,18 @@ again with the same settings changes nothing.`,
 	out.register(cmd)
 	cmd.RegisterFlagCompletionFunc("mode", oneOf(datapath.Modes...))
 	return cmd
+}
+
+// dryRunPlan is `attach --dry-run -o json`: what would be recorded and the
+// steps, each with its equivalent command.
+type dryRunPlan struct {
+	Target string             `json:"target"`
+	Record *state.Record      `json:"record"`
+	Steps  []control.PlanStep `json:"steps"`
+	// Repair lists what of an existing attachment would be repaired;
+	// Unchanged says it is complete and nothing would change.
+	Repair    []string `json:"repair,omitempty"`
+	Unchanged bool     `json:"unchanged,omitempty"`
 }
 
 // completeNoneContainers completes the names of running --network=none
@@ -116,7 +152,7 @@ func completeNoneContainers(g *globalFlags) func(*cobra.Command, []string, strin
 		g.withManager(cmd, func(m *control.Manager) error {
 			rows, err := m.List(cmd.Context(), true)
 			for _, r := range rows {
-				if r.Record == nil {
+				if !r.Wired {
 					names = append(names, r.Name)
 				}
 			}

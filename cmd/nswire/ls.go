@@ -35,11 +35,20 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 					}
 					return writeJSON(w, rows)
 				}
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tID\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
 				for _, r := range rows {
-					if r.Record == nil {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tnot wired\n", r.Name, short(r.ID), r.PID)
+					if r.State == control.StateDamaged {
+						fmt.Fprintf(cmd.ErrOrStderr(), "nswire: warning: damaged record %s (%s): %s\n", r.File, r.Error, r.Reason)
+					}
+				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tID\tSTATE\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
+				for _, r := range rows {
+					switch {
+					case r.State == control.StateDamaged:
+						fmt.Fprintf(tw, "%s\t%s\tdamaged\t-\t-\t-\t-\t-\t-\t-\t-\n", r.Name, short(r.ID))
+						continue
+					case r.Record == nil:
+						fmt.Fprintf(tw, "%s\t%s\tnot wired\t%d\t-\t-\t-\t-\t-\t-\t-\n", r.Name, short(r.ID), r.PID)
 						continue
 					}
 					x := r.Record
@@ -47,7 +56,18 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 					if x.Hook == datapath.HookTC {
 						mode += " (tc)"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), x.PID, x.HostIf, x.HostIfindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode)
+					// What a record that is not live claims (its PID, its
+					// ifindex) is not shown as if it were current.
+					pid, ifindex := "-", "-"
+					if r.State == control.StateLive {
+						pid, ifindex = fmt.Sprint(x.PID), fmt.Sprint(x.HostIfindex)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), r.State, pid, x.HostIf, ifindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode)
+				}
+				for _, r := range rows {
+					if r.Reason != "" && r.State != control.StateLive && r.State != control.StateDamaged {
+						fmt.Fprintf(cmd.ErrOrStderr(), "nswire: %s is %s: %s\n", r.Name, r.State, r.Reason)
+					}
 				}
 				return tw.Flush()
 			})

@@ -29,6 +29,8 @@ counters again.`,
 			if len(args) == 1 {
 				target.Container = args[0]
 			}
+			target.PIDGiven = cmd.Flags().Changed("pid")
+			target.NetnsGiven = cmd.Flags().Changed("netns")
 			var err error
 			if req, err = control.ParseObserve(target, ifName, hook); err != nil {
 				return err

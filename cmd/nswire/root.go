@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nswire/nswire/control/datapath"
 	"github.com/nswire/nswire/control/state"
@@ -22,6 +23,8 @@ type globalFlags struct {
 	stateDir string
 	pinDir   string
 	verbose  bool
+	// dockerTimeout bounds each call to the Docker engine.
+	dockerTimeout time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -41,6 +44,7 @@ packets past the bridge.`,
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", state.DefaultStateDir, "directory of nswire's state records")
 	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
+	root.PersistentFlags().DurationVar(&g.dockerTimeout, "docker-timeout", control.DefaultDockerTimeout, "give up on a Docker engine that does not answer a call within this time")
 	root.PersistentFlags().MarkHidden("state-dir")
 	root.PersistentFlags().MarkHidden("pin-dir")
 	root.AddCommand(
@@ -65,7 +69,10 @@ packets past the bridge.`,
 // NSWIRE_FAIL_AFTER_STEP / NSWIRE_CRASH_AFTER_STEP variables are the test
 // suite's fault-injection hooks.
 func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
-	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir}
+	if g.dockerTimeout <= 0 {
+		return nil, fmt.Errorf("--docker-timeout %s is not a duration nswire can wait: give a positive one, e.g. 10s", g.dockerTimeout)
+	}
+	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, DockerTimeout: g.dockerTimeout}
 	if g.verbose {
 		cfg.Verbose = cmd.ErrOrStderr()
 	}

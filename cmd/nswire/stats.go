@@ -136,11 +136,14 @@ func writeStatsTable(w io.Writer, stats []control.EndpointStats, byProto, rates 
 	fmt.Fprintln(tw, head)
 	for _, s := range stats {
 		if !s.Counted {
-			line := fmt.Sprintf("%s\t%s\t-\t-\t-\t-", s.Name, s.Mode)
+			line := fmt.Sprintf("%s\t%s\t-\t-\t-\t-", s.Name, orDash(s.Mode))
 			if rates {
 				line += "\t-\t-"
 			}
-			fmt.Fprintln(tw, line+"\t-\tnot counted (mode off)")
+			fmt.Fprintln(tw, line+"\t-\t"+notCounted(s))
+			if s.State != "" && s.State != control.StateLive {
+				fmt.Fprintf(tw, "  %s\n", s.Reason)
+			}
 			continue
 		}
 		line := fmt.Sprintf("%s\t%s\t%d\t%s\t%d\t%s", s.Name, s.Mode, s.RX.Packets, humanBytes(float64(s.RX.Bytes)), s.TX.Packets, humanBytes(float64(s.TX.Bytes)))
@@ -205,4 +208,20 @@ func humanRate(r *control.Rate) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// notCounted says why a row has no counters: its mode, or its state when
+// the record is not live (its old counters are never shown as current).
+func notCounted(s control.EndpointStats) string {
+	if s.State != "" && s.State != control.StateLive {
+		return "not counted (" + string(s.State) + ")"
+	}
+	return "not counted (mode off)"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

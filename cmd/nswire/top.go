@@ -491,7 +491,7 @@ func (m *topModel) renderRow(cols []topColumn, rows []control.EndpointStats, i, 
 			numbers++
 		}
 		if i >= 0 && !rows[i].Counted && numbers > 2 {
-			b.WriteString(pad("not counted (mode off)", rest, false))
+			b.WriteString(pad(notCounted(rows[i]), rest, false))
 			return b.String()
 		}
 		s := c.title

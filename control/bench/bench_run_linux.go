@@ -238,7 +238,9 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 			if err != nil {
 				return nil, err
 			}
-			c, err := l.cli.ContainerInspect(ctx, id)
+			dctx, cancel := l.m.DockerContext(ctx)
+			c, err := l.cli.ContainerInspect(dctx, id)
+			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("inspect container: %w", err)
 			}
@@ -318,17 +320,24 @@ func (l *benchLab) newContainer(ctx context.Context, netMode, suffix string) (st
 	name := l.prefix + "-" + suffix
 	cfg := &container.Config{Image: l.image, Cmd: []string{"sleep", "1000000"}, Labels: map[string]string{Label: "1"}}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(netMode), AutoRemove: false}
-	created, err := l.cli.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, name)
+	dctx, cancel := l.m.DockerContext(ctx)
+	created, err := l.cli.ContainerCreate(dctx, cfg, hc, &network.NetworkingConfig{}, nil, name)
+	cancel()
 	if err != nil {
 		return "", 0, fmt.Errorf("create container %s: %w", name, err)
 	}
 	l.containers = append(l.containers, created.ID)
-	if err := l.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	dctx, cancel = l.m.DockerContext(ctx)
+	err = l.cli.ContainerStart(dctx, created.ID, container.StartOptions{})
+	cancel()
+	if err != nil {
 		return "", 0, fmt.Errorf("start container %s: %w", name, err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		c, err := l.cli.ContainerInspect(ctx, created.ID)
+		dctx, cancel := l.m.DockerContext(ctx)
+		c, err := l.cli.ContainerInspect(dctx, created.ID)
+		cancel()
 		if err != nil {
 			return "", 0, fmt.Errorf("inspect container %s: %w", name, err)
 		}
@@ -363,7 +372,9 @@ func (l *benchLab) close(ctx context.Context) error {
 		h.Close()
 	}
 	for i := len(l.containers) - 1; i >= 0; i-- {
-		err := l.cli.ContainerRemove(ctx, l.containers[i], container.RemoveOptions{Force: true})
+		dctx, cancel := l.m.DockerContext(ctx)
+		err := l.cli.ContainerRemove(dctx, l.containers[i], container.RemoveOptions{Force: true})
+		cancel()
 		if err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove container %.12s: %w", l.containers[i], err))
 		}

@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nswire/nswire/control"
@@ -21,7 +23,7 @@ func NewCollector(m *control.Manager) *Collector { return &Collector{m: m} }
 
 var (
 	labels        = []string{"container", "id", "host_if"}
-	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "An attached target: its address and datapath mode.", append(labels, "address", "mode", "bridge", "cni_container_id", "pod_namespace", "pod_name"), nil)
+	descInfo      = prometheus.NewDesc("nswire_endpoint_info", "A record of nswire: its address, datapath mode, state (live, restarted, stopped, gone, broken, damaged) and, for a CNI attachment, the runtime's container and pod. Only a live record has counter series.", append(labels, "address", "mode", "bridge", "state", "cni_container_id", "pod_namespace", "pod_name"), nil)
 	descPackets   = prometheus.NewDesc("nswire_packets_total", "Packets counted by the eBPF datapath, by direction (rx: to the container, tx: from it) and protocol.", append(labels, "direction", "proto"), nil)
 	descBytes     = prometheus.NewDesc("nswire_bytes_total", "Bytes counted by the eBPF datapath (Ethernet header included, as interface counters count), by direction and protocol.", append(labels, "direction", "proto"), nil)
 	descDrops     = prometheus.NewDesc("nswire_drops_total", "Packets from the container dropped by the spoof guard, by reason.", append(labels, "reason"), nil)
@@ -39,20 +41,20 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	recs, stats, err := c.m.AllStats()
+	stats, err := c.m.AllStats(context.Background())
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	for i, s := range stats { // stats[i] is recs[i]'s
+	for _, s := range stats {
 		l := []string{s.Name, s.ID, s.HostIf}
 		var cid, podNS, pod string
-		if c := recs[i].CNI; c != nil {
+		if c := s.CNI; c != nil {
 			cid, podNS, pod = c.ContainerID, c.PodNamespace, c.PodName
 		}
-		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, recs[i].Bridge, cid, podNS, pod)...)
-		if !s.Counted {
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, append(l, s.Address, s.Mode, s.Bridge, string(s.State), cid, podNS, pod)...)
+		if !s.Counted { // not live, or mode off: no current counters
 			continue
 		}
 		for dir, by := range map[string]map[string]control.Flow{"rx": s.RXByProto, "tx": s.TXByProto} {

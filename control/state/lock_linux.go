@@ -25,10 +25,12 @@ var ErrLockTimeout = errors.New("another nswire process holds the state lock")
 // holder is reported by PID and command line. A killed holder never blocks:
 // the kernel drops its flock with its last descriptor.
 func AcquireLock(dir, name string, timeout time.Duration) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create state dir: %w", err)
+	if err := EnsureDir(dir); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a symlink: one planted at the lock's path would have
+	// nswire truncate and write the file it points to.
+	f, err := openNoFollow(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
@@ -101,6 +103,6 @@ func (l *Lock) Release() {
 // lockHolder returns what the holder of the lock wrote into it: its PID
 // and when it took the lock; a change means the lock changed hands.
 func lockHolder(path string) string {
-	b, _ := os.ReadFile(path)
+	b, _ := readNoFollow(path)
 	return strings.TrimSpace(string(b))
 }

@@ -24,12 +24,22 @@ func recordFile(id string) string {
 // Path is the file that holds the record of id.
 func (s Store) Path(id string) string { return filepath.Join(s.Dir, recordFile(id)) }
 
-// Ensure creates the state directory, readable by root only.
+// Ensure creates the state directory, readable by root only, and refuses
+// one that is a symlink or not owned by nswire's user.
 func (s Store) Ensure() error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	return EnsureDir(s.Dir)
+}
+
+// EnsureDir creates dir with mode 0700 when missing and checks that it is a
+// directory (not a symlink) owned by the effective user.
+func EnsureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	return os.Chmod(s.Dir, 0o700)
+	if err := checkDir(dir); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // Put writes r atomically: a temp file in the same directory, then rename,
@@ -46,7 +56,7 @@ func (s Store) Put(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
-	f, err := os.CreateTemp(s.Dir, ".tmp-*")
+	f, err := createTemp(s.Dir)
 	if err != nil {
 		return fmt.Errorf("write record: %w", err)
 	}
@@ -94,6 +104,11 @@ func (s Store) List() ([]*Record, []string, error) {
 // returning the valid records and the paths of the files that could not be
 // decoded. A file removed while scanning is skipped.
 func (s Store) scan(match func(name string) bool) ([]*Record, []string, error) {
+	if err := checkDir(s.Dir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -114,7 +129,7 @@ func (s Store) scan(match func(name string) bool) ([]*Record, []string, error) {
 			continue
 		}
 		var derr decodeError
-		if errors.As(err, &derr) {
+		if errors.As(err, &derr) || errors.Is(err, ErrUnsafePath) {
 			bad = append(bad, p)
 			continue
 		}
@@ -132,13 +147,14 @@ type decodeError struct{ err error }
 func (e decodeError) Error() string { return e.err.Error() }
 func (e decodeError) Unwrap() error { return e.err }
 
-// readRecord reads and decodes the record file at path. A missing file is
-// an error satisfying errors.Is(err, os.ErrNotExist); one that does not
-// decode is a decodeError naming the path.
+// readRecord reads and decodes the record file at path, without following
+// a symlink. A missing file is an error satisfying errors.Is(err,
+// os.ErrNotExist); one that is not a regular file of nswire's user wraps
+// ErrUnsafePath; one that does not decode is a decodeError naming the path.
 func readRecord(path string) (*Record, error) {
-	data, err := os.ReadFile(path)
+	data, err := readNoFollow(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrUnsafePath) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("read record: %w", err)
@@ -173,7 +189,7 @@ func (s Store) MarkDetaching(rec *Record) error {
 		}
 		return nil
 	}
-	if _, err := os.Stat(s.tombstonePath(rec.ID)); err == nil {
+	if _, err := os.Lstat(s.tombstonePath(rec.ID)); err == nil {
 		return nil
 	}
 	if err := s.Ensure(); err != nil {
@@ -183,7 +199,7 @@ func (s Store) MarkDetaching(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode tombstone: %w", err)
 	}
-	f, err := os.CreateTemp(s.Dir, ".tmp-*")
+	f, err := createTemp(s.Dir)
 	if err != nil {
 		return fmt.Errorf("write tombstone: %w", err)
 	}
@@ -245,4 +261,16 @@ func IDFromRecordFile(name string) string {
 		return ""
 	}
 	return base
+}
+
+// ReadFile reads and checks the record file at path (a file of this store,
+// a tombstone or one moved aside), without following a symlink: what
+// damaged records report.
+func (s Store) ReadFile(path string) (*Record, error) { return readRecord(path) }
+
+// IsDamaged reports whether err says a record file exists but cannot be
+// read or trusted (it does not decode, or is a symlink or another user's).
+func IsDamaged(err error) bool {
+	var derr decodeError
+	return errors.As(err, &derr) || errors.Is(err, ErrUnsafePath)
 }

@@ -1,0 +1,193 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
+	"github.com/nswire/nswire/netops"
+)
+
+// errNeedsRewire says that the veth pair of a record is missing or not the
+// recorded one: it cannot be repaired in place, only wired again.
+type errNeedsRewire struct{ why string }
+
+func (e errNeedsRewire) Error() string { return e.why }
+
+// checkAndRepair verifies that what rec claims is in place — the host veth
+// with its ifindex, up, a port of the recorded bridge; its peer as IfName in
+// t's namespace, up, with accept_ra=0, the address and the default route;
+// the programs installed and pinned with the recorded hook and the endpoint
+// map entry with the recorded slot — and repairs, in place, what is missing.
+// It returns what it repaired (with dryRun, what it would repair, changing
+// nothing). When the veth pair itself is missing it returns errNeedsRewire.
+// t's namespace is the recorded one (the caller checked the inode).
+func (m *Manager) checkAndRepair(t *Target, rec *state.Record, dryRun bool) ([]string, error) {
+	host, err := netops.LinkByName(m.host, rec.HostIf)
+	if netops.IsNotFound(err) {
+		return nil, errNeedsRewire{fmt.Sprintf("its host veth %s was missing", rec.HostIf)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", rec.HostIf, err)
+	}
+	if host.Attrs().Index != rec.HostIfindex {
+		return nil, errNeedsRewire{fmt.Sprintf("its host veth %s had ifindex %d, recorded %d", rec.HostIf, host.Attrs().Index, rec.HostIfindex)}
+	}
+	nsh, err := netops.HandleAt(t.NS)
+	if err != nil {
+		return nil, err
+	}
+	defer nsh.Close()
+	peer, err := netops.LinkByName(nsh, rec.IfName)
+	if netops.IsNotFound(err) {
+		return nil, errNeedsRewire{fmt.Sprintf("its interface %s in the container was missing", rec.IfName)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check %s in the container: %w", rec.IfName, err)
+	}
+	if pi, err := netops.PeerIndex(host); err != nil || pi != peer.Attrs().Index {
+		return nil, errNeedsRewire{fmt.Sprintf("%s in the container was not the peer of %s", rec.IfName, rec.HostIf)}
+	}
+
+	var repaired []string
+	fix := func(what string, do func() error) error {
+		repaired = append(repaired, what)
+		if dryRun {
+			return nil
+		}
+		if err := do(); err != nil {
+			return fmt.Errorf("repair %s: %w", what, err)
+		}
+		return nil
+	}
+	br, err := netops.LinkByName(m.host, rec.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s of %s: %w", rec.Bridge, rec.DisplayName(), err)
+	}
+	if host.Attrs().MasterIndex != br.Attrs().Index {
+		if err := fix(fmt.Sprintf("%s as a port of %s", rec.HostIf, rec.Bridge), func() error { return netops.SetMaster(m.host, host, br) }); err != nil {
+			return repaired, err
+		}
+	}
+	if !netops.IsUp(host) {
+		if err := fix(rec.HostIf+" up", func() error { return netops.SetUp(m.host, host) }); err != nil {
+			return repaired, err
+		}
+	}
+	for _, key := range raSettings {
+		if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, key); err != nil {
+			return repaired, err
+		} else if ok && v != "0" {
+			if err := fix(fmt.Sprintf("%s=0 on %s (was %s)", key, rec.IfName, v), func() error {
+				_, err := netops.SetIPv6Conf(t.NS, rec.IfName, key, "0")
+				return err
+			}); err != nil {
+				return repaired, err
+			}
+		}
+	}
+	if !netops.IsUp(peer) {
+		if err := fix(rec.IfName+" up in the container", func() error { return netops.SetUp(nsh, peer) }); err != nil {
+			return repaired, err
+		}
+	}
+	addr := &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}
+	addrs, err := netops.Addrs(nsh, peer, netlink.FAMILY_V4)
+	if err != nil {
+		return repaired, err
+	}
+	hasAddr := false
+	for _, a := range addrs {
+		if a.IPNet != nil && a.IPNet.String() == addr.String() {
+			hasAddr = true
+		}
+	}
+	if !hasAddr {
+		if err := fix(fmt.Sprintf("address %s on %s", rec.Address, rec.IfName), func() error { return netops.AddAddr(nsh, peer, addr) }); err != nil {
+			return repaired, err
+		}
+	}
+	gw := net.IP(rec.Gateway.AsSlice())
+	gwNow, idx, err := netops.DefaultRoute(nsh, netlink.FAMILY_V4)
+	if err != nil {
+		return repaired, err
+	}
+	if !gwNow.Equal(gw) || idx != peer.Attrs().Index {
+		if err := fix(fmt.Sprintf("the default route via %s dev %s", rec.Gateway, rec.IfName), func() error { return netops.AddDefaultRoute(nsh, peer, gw) }); err != nil {
+			return repaired, err
+		}
+	}
+	if rec.Mode.Programs() {
+		if miss := m.dp.missing(rec); len(miss) > 0 {
+			for _, what := range miss[:len(miss)-1] {
+				repaired = append(repaired, what)
+			}
+			if err := fix(miss[len(miss)-1], func() error {
+				used, err := m.dp.install(rec, rec.Hook)
+				if err == nil && used != rec.Hook {
+					return fmt.Errorf("installed with %s, recorded %s", used, rec.Hook)
+				}
+				return err
+			}); err != nil {
+				return repaired, err
+			}
+		}
+	}
+	return repaired, nil
+}
+
+// rewire wires t again with everything rec recorded (address, MAC, MTU,
+// gateway, mode, hook and counter slot) after its veth pair went missing: the
+// old remains are cleared first, then the attach steps run with rec's
+// settings, with rollback. The caller holds the state lock.
+func (m *Manager) rewire(t *Target, old *state.Record, dryRun bool) (*state.Record, []PlanStep, error) {
+	rec := *old
+	rec.HostIfindex = 0
+	rec.PID, rec.NetnsPath, rec.Name = t.PID, t.NetnsPath, t.Name
+	if rec.Mode.Programs() && !rec.Hook.Installed() {
+		rec.Hook = datapath.HookAuto
+	}
+	steps, release := m.attachSteps(t, &rec, func() error { return nil })
+	defer release()
+	if dryRun {
+		var plan []PlanStep
+		for _, s := range steps {
+			plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
+		}
+		return &rec, plan, nil
+	}
+	if err := m.teardown(old); err != nil {
+		return nil, nil, fmt.Errorf("clear what is left of %s: %w", t.Name, err)
+	}
+	if err := m.run(steps); err != nil {
+		return nil, nil, fmt.Errorf("wire %s again: %w (every step done was undone)", t.Name, err)
+	}
+	return &rec, nil, nil
+}
+
+// attachedAgain is an attach of a target attached in this namespace with the
+// same settings: nothing changes when everything the record claims is in
+// place; what is missing is repaired and listed.
+func (m *Manager) attachedAgain(t *Target, existing *state.Record, dryRun bool) (*AttachResult, error) {
+	repaired, err := m.checkAndRepair(t, existing, dryRun)
+	var rw errNeedsRewire
+	if errors.As(err, &rw) {
+		rec, plan, err := m.rewire(t, existing, dryRun)
+		if err != nil {
+			return nil, err
+		}
+		what := []string{rw.why + ": wired again with the recorded address, MAC and counter slot"}
+		return &AttachResult{Record: rec, Plan: plan, Repaired: what}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is attached but %w", t.Name, err)
+	}
+	if len(repaired) == 0 {
+		return &AttachResult{Record: existing, Unchanged: true}, nil
+	}
+	return &AttachResult{Record: existing, Repaired: repaired}, nil
+}

@@ -1,0 +1,48 @@
+package control
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// checkBridgeShared refuses an attach that would change the bridge, which
+// other containers share, as a side effect: a bridge that is down (the
+// attach would succeed with no connectivity) and an --mtu other than the
+// bridge's (a larger port raises what the bridge and later ports use; a
+// smaller one makes the kernel lower the bridge's MTU to it). mtu 0 means
+// the bridge's own.
+func checkBridgeShared(br netlink.Link, mtu int) error {
+	name := br.Attrs().Name
+	if !netops.IsUp(br) {
+		return fmt.Errorf("bridge %s is down: nswire does not change a shared bridge; bring it up first (`ip link set %s up`)", name, name)
+	}
+	brMTU := br.Attrs().MTU
+	switch {
+	case mtu > brMTU:
+		return fmt.Errorf("--mtu %d is above the MTU of bridge %s (%d): nswire does not change a shared bridge; give at most %d, or leave --mtu out to use the bridge's", mtu, name, brMTU, brMTU)
+	case mtu != 0 && mtu < brMTU:
+		// The kernel lowers a bridge's MTU to its smallest port's (unless
+		// it was set by hand), for every container on it.
+		return fmt.Errorf("--mtu %d is below the MTU of bridge %s (%d): the kernel would lower the bridge's MTU to %d for every port on it, and nswire does not change a shared bridge; leave --mtu out, or give %d", mtu, name, brMTU, mtu, brMTU)
+	}
+	return nil
+}
+
+// raSettings are the IPv6 settings attach gives the interface it creates:
+// no router advertisements accepted, no address configured from them.
+var raSettings = []string{"accept_ra", "autoconf"}
+
+// disableRA sets accept_ra=0 and autoconf=0 on ifName inside ns; a
+// namespace without IPv6 needs nothing.
+func disableRA(ns netns.NsHandle, ifName string) error {
+	for _, key := range raSettings {
+		if _, err := netops.SetIPv6Conf(ns, ifName, key, "0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -174,7 +174,7 @@ struct drop_event {
 	__u8 reason;       /* enum drop_reason */
 	__u8 family;       /* 4, 6, or 0 when not IP */
 	__u8 proto;        /* IP protocol, as in flow_key6 */
-	__u8 pad;
+	__u8 has_addrs;    /* 1: src and dst are set (the L3 header was complete) */
 	__u16 ethertype;   /* host order */
 	__u16 sport;       /* as in flow_key6; ARP: the opcode */
 	__u16 dport;
@@ -782,6 +782,7 @@ static __noinline void fill_drop_event(struct drop_event *e, const struct endpoi
 		if (ip) {
 			*(__u32 *)e->src = ip->saddr;
 			*(__u32 *)e->dst = ip->daddr;
+			e->has_addrs = 1;
 		}
 	} else if (p->l3 == L3_IPV6) {
 		struct ipv6hdr *ip6 = p->ip6;
@@ -790,12 +791,14 @@ static __noinline void fill_drop_event(struct drop_event *e, const struct endpoi
 		if (ip6) {
 			__builtin_memcpy(e->src, ip6->saddr.in6_u.u6_addr8, 16);
 			__builtin_memcpy(e->dst, ip6->daddr.in6_u.u6_addr8, 16);
+			e->has_addrs = 1;
 		}
 	} else if (p->arp) {
 		struct arphdr_eth_ip4 *arp = p->arp;
 
 		__builtin_memcpy(e->src, arp->ar_sip, 4);
 		__builtin_memcpy(e->dst, arp->ar_tip, 4);
+		e->has_addrs = 1;
 		e->sport = bpf_ntohs(arp->ar_op);
 	}
 	if (p->l3 != L3_OTHER) {

@@ -47,7 +47,7 @@ type DatapathDropEvent struct {
 	Reason    uint8
 	Family    uint8
 	Proto     uint8
-	Pad       uint8
+	HasAddrs  uint8
 	Ethertype uint16
 	Sport     uint16
 	Dport     uint16

@@ -110,13 +110,15 @@ func dropEventOf(e *DatapathDropEvent, clk monoClock) DropEvent {
 	out := DropEvent{
 		Time: clk.time(e.Ktime), Ktime: e.Ktime, Slot: e.Slot, Ifindex: e.Ifindex,
 		Reason: int(e.Reason), Family: int(e.Family), EtherType: e.Ethertype, Proto: e.Proto,
-		Src: keyAddr(e.Family, &e.Src), Dst: keyAddr(e.Family, &e.Dst),
 		SrcPort: e.Sport, DstPort: e.Dport,
 		SrcMAC: net.HardwareAddr(append([]byte(nil), e.SrcMac[:]...)),
 	}
-	if e.Family == 0 && e.Ethertype == 0x0806 {
-		out.Src = keyAddr(4, &e.Src)
-		out.Dst = keyAddr(4, &e.Dst)
+	if e.HasAddrs != 0 {
+		family := e.Family
+		if family == 0 { // ARP: IPv4 protocol addresses
+			family = 4
+		}
+		out.Src, out.Dst = keyAddr(family, &e.Src), keyAddr(family, &e.Dst)
 	}
 	return out
 }
@@ -178,4 +180,10 @@ func (o *Objects) DropEventRate() (perSec, burst uint32, err error) {
 		return 0, 0, fmt.Errorf("drop event rate: %w", err)
 	}
 	return cfg.DropEventsPerSec, cfg.DropEventsBurst, nil
+}
+
+// String formats e on one line (for logs and tests).
+func (e DropEvent) String() string {
+	return fmt.Sprintf("slot %d ifindex %d reason %d family %d ethertype %#04x proto %d %s:%d > %s:%d mac %s",
+		e.Slot, e.Ifindex, e.Reason, e.Family, e.EtherType, e.Proto, e.Src, e.SrcPort, e.Dst, e.DstPort, e.SrcMAC)
 }

@@ -104,9 +104,6 @@ type Counters struct {
 	// its tx and the receiver's rx buckets).
 	FastpathPackets uint64
 	FastpathBytes   uint64
-	// FlowsCreated is the number of flow entries this endpoint created
-	// since its counters were zeroed (see FlowTable for evictions).
-	FlowsCreated uint64
 }
 
 // add adds one CPU's ep_counters value to c.
@@ -126,12 +123,12 @@ func (c *Counters) add(o *DatapathCounters) {
 	c.FastpathBytes += o.FastpathBytes
 }
 
-// addExt adds one CPU's ep_counters_ext value to c.
+// addExt adds one CPU's ep_counters_ext value to c (its flows created are
+// read by ReadFlows).
 func (c *Counters) addExt(o *DatapathCountersExt) {
 	for i := numBaseDrops; i < NumDropReason; i++ {
 		c.Drops[i] += o.Drops[i]
 	}
-	c.FlowsCreated += o.FlowsCreated
 }
 
 // Total returns the packets and bytes counted in direction dir (DirRX or
@@ -427,19 +424,44 @@ func (o *Objects) ReadAllCounters() (map[uint32]Counters, error) {
 	if o.EpCountersExt == nil {
 		return out, nil
 	}
-	ext := make([]DatapathCountersExt, n*ncpu)
-	var extCursor ebpf.MapBatchCursor
-	got, err = o.EpCountersExt.BatchLookup(&extCursor, keys, ext, nil)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	ext, err := o.readExt(n)
+	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
-	for i := range got {
-		sum, ok := out[keys[i]]
-		if !ok {
-			continue
+	for slot, x := range ext {
+		if sum, ok := out[slot]; ok {
+			sum.addExt(&x)
+			out[slot] = sum
 		}
+	}
+	return out, nil
+}
+
+// readExt returns ep_counters_ext[0 … n-1], summed over CPUs.
+func (o *Objects) readExt(n int) (map[uint32]DatapathCountersExt, error) {
+	if n == 0 {
+		return map[uint32]DatapathCountersExt{}, nil
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]uint32, n)
+	vals := make([]DatapathCountersExt, n*ncpu)
+	var cursor ebpf.MapBatchCursor
+	got, err := o.EpCountersExt.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, err
+	}
+	out := make(map[uint32]DatapathCountersExt, got)
+	for i := range got {
+		var sum DatapathCountersExt
 		for cpu := range ncpu {
-			sum.addExt(&ext[i*ncpu+cpu])
+			v := &vals[i*ncpu+cpu]
+			for r := range sum.Drops {
+				sum.Drops[r] += v.Drops[r]
+			}
+			sum.FlowsCreated += v.FlowsCreated
 		}
 		out[keys[i]] = sum
 	}

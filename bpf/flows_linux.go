@@ -207,15 +207,23 @@ func forEach[K comparable](m *ebpf.Map, fn func(*K, *FlowStats)) error {
 }
 
 // ReadFlows reads every flow of the endpoints that have a record, with the
-// eviction figure of each. It reads the endpoints' counters first (for
-// their flows created), then the flows4 and flows6 maps in batches of 4096
+// eviction figure of each. It reads the endpoints' records and their
+// flows created first, then the flows4 and flows6 maps in batches of 4096
 // entries. Returns an error wrapping ErrNoFlowMaps if the pinned datapath
 // has no flow maps.
 func (o *Objects) ReadFlows() (*FlowTable, error) {
 	if o.Flows4 == nil || o.Flows6 == nil || o.EpCountersExt == nil || o.DpStats == nil {
 		return nil, fmt.Errorf("read flows: %w", ErrNoFlowMaps)
 	}
-	counters, err := o.ReadAllCounters()
+	slots, err := o.usedSlots()
+	if err != nil {
+		return nil, fmt.Errorf("read flows: %w", err)
+	}
+	n := 0
+	for s := range slots {
+		n = max(n, int(s)+1)
+	}
+	ext, err := o.readExt(n)
 	if err != nil {
 		return nil, fmt.Errorf("read flows: %w", err)
 	}
@@ -223,9 +231,9 @@ func (o *Objects) ReadFlows() (*FlowTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read flows: %w", err)
 	}
-	t := &FlowTable{Slots: make(map[uint32]FlowSlotStats, len(counters)), Capacity: MaxFlows}
-	for slot, c := range counters {
-		t.Slots[slot] = FlowSlotStats{Created: c.FlowsCreated}
+	t := &FlowTable{Slots: make(map[uint32]FlowSlotStats, len(slots)), Capacity: MaxFlows}
+	for slot := range slots {
+		t.Slots[slot] = FlowSlotStats{Created: ext[slot].FlowsCreated}
 	}
 	add := func(f Flow) {
 		s, ok := t.Slots[f.Slot]

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/nswire/nswire/test/testenv"
 )
 
@@ -559,19 +561,22 @@ func TestSecondProcessReads(t *testing.T) {
 }
 
 // BenchmarkFlowCost measures what flow accounting adds per packet in
-// observe mode with the guard on: from_container on one endpoint, with flows
-// on and off (FlagNoFlows), in alternating rounds of b.N runs so that load
+// observe mode with the guard on: a program on one endpoint, with flows on
+// and off (FlagNoFlows), in alternating rounds of b.N runs so that load
 // changes hit both alike. It reports the medians of the kernel's own
 // per-run time with flows (flows-kns/op), without (noflows-kns/op) and of
-// the paired differences (delta-kns/op), for a 60-byte TCP ACK over IPv4
-// and a 66-byte UDP packet over IPv6, each one flow that exists already.
+// the paired differences (delta-kns/op): from_container with a 60-byte TCP
+// ACK over IPv4 and a 66-byte UDP packet over IPv6, to_container with a TCP
+// ACK; each packet of a flow that exists already.
 func BenchmarkFlowCost(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
+		prog  func(*Objects) *ebpf.Program
 		frame []byte
 	}{
-		{"ipv4-tcp", ip4Pkt(macB, macA, ip4A, ip4B, protoTCP, tcpSeg(40000, 80, tcpACK, 6))},
-		{"ipv6-udp", ip6Pkt(macB, macA, ip6A, ip6B, protoUDP, udpSeg(40000, 53, 4))},
+		{"from/ipv4-tcp", fromContainer, ip4Pkt(macB, macA, ip4A, ip4B, protoTCP, tcpSeg(40000, 80, tcpACK, 6))},
+		{"from/ipv6-udp", fromContainer, ip6Pkt(macB, macA, ip6A, ip6B, protoUDP, udpSeg(40000, 53, 4))},
+		{"to/ipv4-tcp", toContainer, ip4Pkt(macA, macB, ip4B, ip4A, protoTCP, tcpSeg(80, 40000, tcpACK, 6))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			o := loadTest(b)
@@ -584,7 +589,7 @@ func BenchmarkFlowCost(b *testing.B) {
 					if err := o.SetFlows(loIfindex, on); err != nil {
 						b.Fatal(err)
 					}
-					ret, dur, err := o.FromContainer.Benchmark(tc.frame, b.N, nil)
+					ret, dur, err := tc.prog(o).Benchmark(tc.frame, b.N, nil)
 					if err != nil {
 						b.Fatal(err)
 					}

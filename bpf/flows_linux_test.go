@@ -612,3 +612,24 @@ func median(xs []float64) float64 {
 	sort.Float64s(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkZeroCountersFullFlows: what deleting a slot's flows adds to
+// ZeroCounters (so to an attach) when both flow maps are full of other
+// endpoints' flows: one walk over each map.
+func BenchmarkZeroCountersFullFlows(b *testing.B) {
+	o := loadTest(b)
+	putEP(b, o, loIfindex, 1, macA, ip4A, ip6A, ModeObserve, 0)
+	f4 := ip4Pkt(macGW, macA, ip4A, ip4X, protoUDP, udpSeg(0, 53, 0))
+	f6 := ip6Pkt(macGW, macA, ip6A, ip6X, protoUDP, udpSeg(0, 53, 0))
+	for i := range MaxFlows {
+		binary.BigEndian.PutUint16(f4[14+20:], uint16(i))
+		binary.BigEndian.PutUint16(f6[14+40:], uint16(i))
+		run(b, o.FromContainer, f4, 1)
+		run(b, o.FromContainer, f6, 1)
+	}
+	for b.Loop() {
+		if err := o.ZeroCounters(2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

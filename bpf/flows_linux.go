@@ -76,7 +76,7 @@ type FlowSlotStats struct {
 	Evicted uint64
 }
 
-// FlowTable is one read of the flows map.
+// FlowTable is one read of the flows4 and flows6 maps.
 type FlowTable struct {
 	// Flows of the endpoints that have a record (slots of detached
 	// endpoints are left out), in map order.

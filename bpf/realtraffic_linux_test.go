@@ -115,20 +115,25 @@ func TestFlowsRealTraffic(t *testing.T) {
 		return nil
 	})
 
+	// from_container runs on the host veth's ingress: every datagram the
+	// host received passed it. to_container runs on its egress, before the
+	// veth hands the datagram on: every datagram sent passed it, even one
+	// the kernel then drops for want of room in a busy CPU's backlog.
 	const size = 200
-	txPort := realBurst(t, ctr, host, ctrIP, hostIP, 10, size)
-	rxPort := realBurst(t, host, ctr, hostIP, ctrIP, 4, size)
+	txPort, received := realBurst(t, ctr, host, ctrIP, hostIP, 10, size)
+	rxPort, _ := realBurst(t, host, ctr, hostIP, ctrIP, 4, size)
 	frame := uint64(14 + 20 + 8 + size)
 	g := newFlowGen(t)
-	g.want[flowID{slot, DirTX, 4, protoUDP, addr(ctrIP), addr(hostIP), txPort, 9999}] = flowVal{10, 10 * frame, 0}
+	g.want[flowID{slot, DirTX, 4, protoUDP, addr(ctrIP), addr(hostIP), txPort, 9999}] = flowVal{uint64(received), uint64(received) * frame, 0}
 	g.want[flowID{slot, DirRX, 4, protoUDP, addr(hostIP), addr(ctrIP), rxPort, 9999}] = flowVal{4, 4 * frame, 0}
 	g.check(o)
 }
 
 // realBurst sends n datagrams of size bytes from src in netns from to
-// dst:9999 in netns to, waits until all have arrived, and returns the
-// source port.
-func realBurst(t *testing.T, from, to netns.NsHandle, src, dst net.IP, n, size int) uint16 {
+// dst:9999 in netns to, waits until all have arrived (or, on a busy host
+// that drops some, for two seconds), and returns the source port and how
+// many arrived.
+func realBurst(t *testing.T, from, to netns.NsHandle, src, dst net.IP, n, size int) (uint16, int) {
 	t.Helper()
 	var rx, tx *net.UDPConn
 	inNetNS(t, to, func() (err error) {
@@ -147,17 +152,19 @@ func realBurst(t *testing.T, from, to netns.NsHandle, src, dst net.IP, n, size i
 			t.Fatal(err)
 		}
 	}
-	if err := rx.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+	if err := rx.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	port := netip.MustParseAddrPort(tx.LocalAddr().String()).Port()
 	in := make([]byte, 2048)
 	for i := range n {
 		if _, err := rx.Read(in); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("received %d of %d datagrams", i, n)
+				t.Logf("%d of %d datagrams arrived (the kernel dropped the rest)", i, n)
+				return port, i
 			}
 			t.Fatal(err)
 		}
 	}
-	return netip.MustParseAddrPort(tx.LocalAddr().String()).Port()
+	return port, n
 }

@@ -48,7 +48,7 @@ bench-start: ## process start: `nswire version` against a hello-world Go binary,
 bench-stats: deps ## time `nswire stats -o json` over 500 attached endpoints
 	CI=$${CI:-true} $(GO) test -run '^$$' -bench 'BenchmarkStats500' -benchtime 1x -count 1 -v -timeout 30m ./test/
 
-bench-bpf: ## per-packet time of the eBPF programs (BPF_PROG_TEST_RUN), pinned to one CPU for stable numbers
+bench-bpf: ## per-packet time of the eBPF programs (BPF_PROG_TEST_RUN) and what flow accounting adds (BenchmarkFlowCost), pinned to one CPU
 	taskset -c 1 $(GO) test -run '^$$' -bench . -count 5 ./bpf/
 
 bench: deps build ## the fast path against plain bridging: nswire bench, default configuration, results under out/

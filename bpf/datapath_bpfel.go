@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DatapathConfig struct {
+	_                structs.HostLayout
+	DropEventsPerSec uint32
+	DropEventsBurst  uint32
+}
+
 type DatapathCounter struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -27,6 +33,29 @@ type DatapathCounters struct {
 	FastpathBytes   uint64
 }
 
+type DatapathCountersExt struct {
+	_            structs.HostLayout
+	Drops        [16]uint64
+	FlowsCreated uint64
+}
+
+type DatapathDropEvent struct {
+	_         structs.HostLayout
+	Ktime     uint64
+	Slot      uint32
+	Ifindex   uint32
+	Reason    uint8
+	Family    uint8
+	Proto     uint8
+	HasAddrs  uint8
+	Ethertype uint16
+	Sport     uint16
+	Dport     uint16
+	SrcMac    [6]uint8
+	Src       [16]uint8
+	Dst       [16]uint8
+}
+
 type DatapathEndpoint struct {
 	_       structs.HostLayout
 	Mac     [6]uint8
@@ -38,19 +67,65 @@ type DatapathEndpoint struct {
 	Ip6     [16]uint8
 }
 
+type DatapathFlowKey4 struct {
+	_     structs.HostLayout
+	Slot  uint16
+	Dir   uint8
+	Proto uint8
+	Src   [4]uint8
+	Dst   [4]uint8
+	Sport uint16
+	Dport uint16
+}
+
+type DatapathFlowKey6 struct {
+	_     structs.HostLayout
+	Slot  uint16
+	Dir   uint8
+	Proto uint8
+	Src   [16]uint8
+	Dst   [16]uint8
+	Sport uint16
+	Dport uint16
+}
+
+type DatapathFlowStats struct {
+	_         structs.HostLayout
+	Packets   uint64
+	Bytes     uint64
+	FirstSeen uint64
+	LastSeen  uint64
+	TcpFlags  [8]uint8
+}
+
 type DatapathIpKey struct {
 	_      structs.HostLayout
 	Family uint32
 	Addr   [16]uint8
 }
 
+type DatapathStats struct {
+	_                 structs.HostLayout
+	EventsSent        uint64
+	EventsRatelimited uint64
+	EventsRingbufFull uint64
+	FlowErrors        uint64
+	RlTat             uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	DatapathMapDpConfig       = "dp_config"
+	DatapathMapDpStats        = "dp_stats"
+	DatapathMapDropEvents     = "drop_events"
 	DatapathMapEndpoints      = "endpoints"
 	DatapathMapEndpointsByIp  = "endpoints_by_ip"
 	DatapathMapEpCounters     = "ep_counters"
+	DatapathMapEpCountersExt  = "ep_counters_ext"
+	DatapathMapFlows4         = "flows4"
+	DatapathMapFlows6         = "flows6"
 	DatapathProgFromContainer = "from_container"
 	DatapathProgToContainer   = "to_container"
 )
@@ -105,9 +180,15 @@ type DatapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DatapathMapSpecs struct {
+	DpConfig      *ebpf.MapSpec `ebpf:"dp_config"`
+	DpStats       *ebpf.MapSpec `ebpf:"dp_stats"`
+	DropEvents    *ebpf.MapSpec `ebpf:"drop_events"`
 	Endpoints     *ebpf.MapSpec `ebpf:"endpoints"`
 	EndpointsByIp *ebpf.MapSpec `ebpf:"endpoints_by_ip"`
 	EpCounters    *ebpf.MapSpec `ebpf:"ep_counters"`
+	EpCountersExt *ebpf.MapSpec `ebpf:"ep_counters_ext"`
+	Flows4        *ebpf.MapSpec `ebpf:"flows4"`
+	Flows6        *ebpf.MapSpec `ebpf:"flows6"`
 }
 
 // DatapathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -136,16 +217,28 @@ func (o *DatapathObjects) Close() error {
 //
 // It can be passed to LoadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DatapathMaps struct {
+	DpConfig      *ebpf.Map `ebpf:"dp_config"`
+	DpStats       *ebpf.Map `ebpf:"dp_stats"`
+	DropEvents    *ebpf.Map `ebpf:"drop_events"`
 	Endpoints     *ebpf.Map `ebpf:"endpoints"`
 	EndpointsByIp *ebpf.Map `ebpf:"endpoints_by_ip"`
 	EpCounters    *ebpf.Map `ebpf:"ep_counters"`
+	EpCountersExt *ebpf.Map `ebpf:"ep_counters_ext"`
+	Flows4        *ebpf.Map `ebpf:"flows4"`
+	Flows6        *ebpf.Map `ebpf:"flows6"`
 }
 
 func (m *DatapathMaps) Close() error {
 	return _DatapathClose(
+		m.DpConfig,
+		m.DpStats,
+		m.DropEvents,
 		m.Endpoints,
 		m.EndpointsByIp,
 		m.EpCounters,
+		m.EpCountersExt,
+		m.Flows4,
+		m.Flows6,
 	)
 }
 

@@ -27,7 +27,12 @@ const (
 
 // Endpoint flags, as stored in Endpoint.Flags (enum endpoint_flag).
 const (
+	// FlagGuard turns on the spoof guard (source MAC, IPv4, IPv6, ARP) and
+	// the rogue-router guard (ICMPv6 router advertisements and redirects).
 	FlagGuard uint8 = 1
+	// FlagNoFlows turns per-flow accounting off for the endpoint (its
+	// counters stay on). Flows are counted by default.
+	FlagNoFlows uint8 = 2
 )
 
 // Indexes into Counters.V (enum dir, enum l3, enum l4 in datapath.c).
@@ -45,13 +50,26 @@ const (
 	L4Other = 3 // anything else, and truncated IP headers
 )
 
-// Indexes into Counters.Drops (enum drop_reason).
+// Indexes into Counters.Drops and values of DropEvent.Reason (enum
+// drop_reason).
 const (
-	DropSrcMAC    = 0
-	DropSrcIP4    = 1
-	DropSrcIP6    = 2
-	DropARPSpoof  = 3
-	NumDropReason = 4
+	DropSrcMAC   = 0 // source MAC is not the endpoint's
+	DropSrcIP4   = 1 // IPv4 source is not the endpoint's (0.0.0.0 passes)
+	DropSrcIP6   = 2 // IPv6 source is neither the endpoint's nor its EUI-64 link-local (:: passes)
+	DropARPSpoof = 3 // ARP sender MAC or IP is not the endpoint's
+	DropRA       = 4 // ICMPv6 router advertisement (type 134)
+	DropRedirect = 5 // ICMPv6 redirect (type 137)
+	// DropIP6Unparsed: an IPv6 packet whose extension headers are truncated
+	// or more than the guard follows (8), or an ICMPv6 header too short
+	// to hold its type and code, so it cannot be told from a router
+	// advertisement or redirect.
+	DropIP6Unparsed = 6
+	NumDropReason   = 7
+
+	// numBaseDrops reasons are counted in ep_counters, the others in
+	// ep_counters_ext (whose Drops array holds maxDropReasons).
+	numBaseDrops   = 4
+	maxDropReasons = 16
 )
 
 // MaxEndpoints is the size of the endpoint and counter maps; slots are
@@ -68,17 +86,28 @@ const (
 type (
 	// Endpoint is the record keyed by host veth ifindex in the endpoints map.
 	Endpoint = DatapathEndpoint
-	// Counters are one endpoint's counters (summed over CPUs by
-	// ReadAllCounters).
-	Counters = DatapathCounters
 	// Counter is one packets/bytes pair. Bytes include the Ethernet header.
 	Counter = DatapathCounter
 	// IPKey is the key of the endpoints_by_ip map.
 	IPKey = DatapathIpKey
 )
 
-// Add adds o to c.
-func (c *DatapathCounters) Add(o *DatapathCounters) {
+// Counters are one endpoint's counters, summed over CPUs, from its
+// ep_counters and ep_counters_ext entries.
+type Counters struct {
+	// V[dir][l3][l4]: packets and bytes by direction and protocol.
+	V [2][3][4]Counter
+	// Drops by reason (DropSrcMAC …). Dropped packets are counted here
+	// only, never in V.
+	Drops [NumDropReason]uint64
+	// Packets and bytes this endpoint sent through the fast path (also in
+	// its tx and the receiver's rx buckets).
+	FastpathPackets uint64
+	FastpathBytes   uint64
+}
+
+// add adds one CPU's ep_counters value to c.
+func (c *Counters) add(o *DatapathCounters) {
 	for d := range c.V {
 		for l3 := range c.V[d] {
 			for l4 := range c.V[d][l3] {
@@ -87,16 +116,24 @@ func (c *DatapathCounters) Add(o *DatapathCounters) {
 			}
 		}
 	}
-	for i := range c.Drops {
+	for i := range o.Drops {
 		c.Drops[i] += o.Drops[i]
 	}
 	c.FastpathPackets += o.FastpathPackets
 	c.FastpathBytes += o.FastpathBytes
 }
 
+// addExt adds one CPU's ep_counters_ext value to c (its flows created are
+// read by ReadFlows).
+func (c *Counters) addExt(o *DatapathCountersExt) {
+	for i := numBaseDrops; i < NumDropReason; i++ {
+		c.Drops[i] += o.Drops[i]
+	}
+}
+
 // Total returns the packets and bytes counted in direction dir (DirRX or
 // DirTX) over all protocols. Drops are not included.
-func (c *DatapathCounters) Total(dir int) (packets, bytes uint64) {
+func (c *Counters) Total(dir int) (packets, bytes uint64) {
 	for l3 := range c.V[dir] {
 		for l4 := range c.V[dir][l3] {
 			packets += c.V[dir][l3][l4].Packets
@@ -165,7 +202,7 @@ func ipKeysFromNet(ip4, ip6 net.IP) []IPKey {
 }
 
 // Objects is the loaded datapath: both programs, pinned under
-// ProgPinDir(PinDir), and the three maps, pinned by name under PinDir.
+// ProgPinDir(PinDir), and its maps, pinned by name under PinDir.
 // Objects returned by OpenMaps have nil programs.
 type Objects struct {
 	DatapathObjects
@@ -252,6 +289,25 @@ func (o *Objects) Endpoint(ifindex int) (Endpoint, error) {
 	return ep, nil
 }
 
+// SetFlows turns per-flow accounting of an existing endpoint record on or
+// off (FlagNoFlows), in place. The endpoint's flows already counted stay.
+func (o *Objects) SetFlows(ifindex int, on bool) error {
+	ep, err := o.Endpoint(ifindex)
+	if err != nil {
+		return fmt.Errorf("set flows: %w", err)
+	}
+	if on {
+		ep.Flags &^= FlagNoFlows
+	} else {
+		ep.Flags |= FlagNoFlows
+	}
+	k := uint32(ifindex)
+	if err := o.Endpoints.Update(&k, &ep, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("set flows of endpoint %d: %w", ifindex, err)
+	}
+	return nil
+}
+
 // SetMode changes the mode of an existing endpoint record in place.
 func (o *Objects) SetMode(ifindex int, mode uint8) error {
 	ep, err := o.Endpoint(ifindex)
@@ -298,7 +354,9 @@ func (o *Objects) deleteIPKey(k IPKey, ifindex uint32) error {
 	return nil
 }
 
-// ZeroCounters resets the counters of slot on every CPU.
+// ZeroCounters resets the counters of slot on every CPU and deletes the
+// slot's flows, so that a new endpoint in a reused slot starts from zero and
+// its eviction figure (created minus present) holds.
 func (o *Objects) ZeroCounters(slot uint32) error {
 	if slot >= MaxEndpoints {
 		return fmt.Errorf("zero counters: slot %d out of range", slot)
@@ -307,15 +365,27 @@ func (o *Objects) ZeroCounters(slot uint32) error {
 	if err != nil {
 		return fmt.Errorf("zero counters: %w", err)
 	}
-	if err := o.EpCounters.Put(&slot, make([]Counters, ncpu)); err != nil {
+	if err := o.EpCounters.Put(&slot, make([]DatapathCounters, ncpu)); err != nil {
 		return fmt.Errorf("zero counters of slot %d: %w", slot, err)
+	}
+	if o.EpCountersExt != nil {
+		if err := o.EpCountersExt.Put(&slot, make([]DatapathCountersExt, ncpu)); err != nil {
+			return fmt.Errorf("zero counters of slot %d: %w", slot, err)
+		}
+	}
+	if o.Flows4 != nil && o.Flows6 != nil {
+		if err := o.deleteFlows(slot); err != nil {
+			return fmt.Errorf("zero counters of slot %d: %w", slot, err)
+		}
 	}
 	return nil
 }
 
 // ReadAllCounters returns the counters of every slot that has an endpoint
-// record, summed over CPUs. It costs two batch syscalls: one over the
-// endpoints map for the slots in use, one over ep_counters[0 … highest slot].
+// record, summed over CPUs. It costs three batch syscalls: one over the
+// endpoints map for the slots in use, one each over ep_counters and
+// ep_counters_ext [0 … highest slot]. (Maps pinned by an older nswire may
+// lack ep_counters_ext; its counters then read as zero.)
 func (o *Objects) ReadAllCounters() (map[uint32]Counters, error) {
 	slots, err := o.usedSlots()
 	if err != nil {
@@ -335,7 +405,7 @@ func (o *Objects) ReadAllCounters() (map[uint32]Counters, error) {
 	}
 	n := int(maxSlot) + 1
 	keys := make([]uint32, n)
-	vals := make([]Counters, n*ncpu)
+	vals := make([]DatapathCounters, n*ncpu)
 	var cursor ebpf.MapBatchCursor
 	got, err := o.EpCounters.BatchLookup(&cursor, keys, vals, nil)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -347,7 +417,51 @@ func (o *Objects) ReadAllCounters() (map[uint32]Counters, error) {
 		}
 		var sum Counters
 		for cpu := range ncpu {
-			sum.Add(&vals[i*ncpu+cpu])
+			sum.add(&vals[i*ncpu+cpu])
+		}
+		out[keys[i]] = sum
+	}
+	if o.EpCountersExt == nil {
+		return out, nil
+	}
+	ext, err := o.readExt(n)
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	for slot, x := range ext {
+		if sum, ok := out[slot]; ok {
+			sum.addExt(&x)
+			out[slot] = sum
+		}
+	}
+	return out, nil
+}
+
+// readExt returns ep_counters_ext[0 … n-1], summed over CPUs.
+func (o *Objects) readExt(n int) (map[uint32]DatapathCountersExt, error) {
+	if n == 0 {
+		return map[uint32]DatapathCountersExt{}, nil
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]uint32, n)
+	vals := make([]DatapathCountersExt, n*ncpu)
+	var cursor ebpf.MapBatchCursor
+	got, err := o.EpCountersExt.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, err
+	}
+	out := make(map[uint32]DatapathCountersExt, got)
+	for i := range got {
+		var sum DatapathCountersExt
+		for cpu := range ncpu {
+			v := &vals[i*ncpu+cpu]
+			for r := range sum.Drops {
+				sum.Drops[r] += v.Drops[r]
+			}
+			sum.FlowsCreated += v.FlowsCreated
 		}
 		out[keys[i]] = sum
 	}
@@ -391,7 +505,10 @@ func (o *Objects) AllEndpoints() (map[uint32]Endpoint, error) {
 	return out, nil
 }
 
-// MapPinPaths returns the pin paths of the datapath maps under pinDir.
+// MapPinPaths returns the pin paths under pinDir of the maps that every
+// nswire version pins and OpenMaps needs (endpoints, endpoints_by_ip,
+// ep_counters). Load pins the others (ep_counters_ext, flows4, flows6,
+// drop_events, dp_stats, dp_config) next to them.
 func MapPinPaths(pinDir string) []string {
 	return []string{
 		filepath.Join(pinDir, DatapathMapEndpoints),

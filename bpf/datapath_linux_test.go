@@ -167,6 +167,9 @@ func run(t testing.TB, prog *ebpf.Program, frame []byte, repeat uint32) (uint32,
 
 const loIfindex = 1
 
+// numPins is what Load pins in its directory: the maps and progs-<hash>.
+var numPins = len(mapSpecs) + 1
+
 func putEP(t testing.TB, o *Objects, ifindex int, slot uint32, mac net.HardwareAddr, ip4, ip6 net.IP, mode, flags uint8) {
 	t.Helper()
 	ep, err := NewEndpoint(ifindex, slot, mac, ip4, ip6, mode, flags)
@@ -623,9 +626,13 @@ func TestReadAllCounters500(t *testing.T) {
 }
 
 func benchProg(b *testing.B, pick func(*Objects) *ebpf.Program, dir int, modeA, modeB uint8, want uint32) {
+	benchProgFlags(b, pick, dir, modeA, modeB, FlagGuard, want)
+}
+
+func benchProgFlags(b *testing.B, pick func(*Objects) *ebpf.Program, dir int, modeA, modeB, flags uint8, want uint32) {
 	o := loadTest(b)
-	putEP(b, o, loIfindex, 0, macA, ip4A, ip6A, modeA, FlagGuard)
-	putEP(b, o, 4242, 1, macB, ip4B, ip6B, modeB, FlagGuard)
+	putEP(b, o, loIfindex, 0, macA, ip4A, ip6A, modeA, flags)
+	putEP(b, o, 4242, 1, macB, ip4B, ip6B, modeB, flags)
 	frame := ip4Frame(macB, macA, ip4A, ip4B, protoTCP, 6) // 60 bytes + FCS = 64 on the wire
 	ret, d, err := pick(o).Benchmark(frame, b.N, nil)
 	if err != nil {
@@ -677,10 +684,17 @@ func BenchmarkEmptyProgram(b *testing.B) {
 	b.ReportMetric(float64(d.Nanoseconds()), "kns/op")
 }
 
-// BenchmarkFromContainer: observe mode with the spoof guard on (the common
-// case): endpoint lookup, guard, count.
+// BenchmarkFromContainer: observe mode with the spoof guard on and flow
+// accounting on (the default): endpoint lookup, guard, count, flow update.
 func BenchmarkFromContainer(b *testing.B) {
 	benchProg(b, fromContainer, DirTX, ModeObserve, ModeObserve, ActNext)
+}
+
+// BenchmarkFromContainerNoFlows: as BenchmarkFromContainer with flow
+// accounting off for the endpoint (FlagNoFlows): the difference is the cost
+// of flow accounting.
+func BenchmarkFromContainerNoFlows(b *testing.B) {
+	benchProgFlags(b, fromContainer, DirTX, ModeObserve, ModeObserve, FlagGuard|FlagNoFlows, ActNext)
 }
 
 // BenchmarkFromContainerFastpathMiss: fast-path mode, destination a local
@@ -699,6 +713,10 @@ func BenchmarkFromContainerFastpathHit(b *testing.B) {
 
 func BenchmarkToContainer(b *testing.B) {
 	benchProg(b, toContainer, DirRX, ModeObserve, ModeObserve, ActNext)
+}
+
+func BenchmarkToContainerNoFlows(b *testing.B) {
+	benchProgFlags(b, toContainer, DirRX, ModeObserve, ModeObserve, FlagGuard|FlagNoFlows, ActNext)
 }
 
 // TestMapSpecs: the map properties Load checks pins against without parsing
@@ -756,8 +774,8 @@ func TestAdoptPinnedPrograms(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 4 { // 3 maps + progs-<hash>, no temporary directory left
-		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	if len(entries) != numPins { // maps + progs-<hash>, no temporary directory left
+		t.Errorf("pin dir holds %d entries, want %d: %v", len(entries), numPins, entries)
 	}
 	o2, err := Load(dir)
 	if err != nil {
@@ -798,8 +816,8 @@ func TestReloadWhenMapsRecreated(t *testing.T) {
 	run(t, o2.FromContainer, frame, 1)
 	wantOnly(t, readSlot(t, o2, 3), DirTX, L3IPv4, L4UDP, 1, uint64(len(frame)))
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 4 {
-		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	if len(entries) != numPins {
+		t.Errorf("pin dir holds %d entries, want %d: %v", len(entries), numPins, entries)
 	}
 }
 
@@ -867,8 +885,8 @@ func TestConcurrentLoad(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 4 {
-		t.Errorf("pin dir holds %d entries, want 4: %v", len(entries), entries)
+	if len(entries) != numPins {
+		t.Errorf("pin dir holds %d entries, want %d: %v", len(entries), numPins, entries)
 	}
 }
 

@@ -60,8 +60,65 @@ var mapSpecs = map[string]*ebpf.MapSpec{
 	},
 	DatapathMapEpCounters: {
 		Name: DatapathMapEpCounters, Type: ebpf.PerCPUArray, MaxEntries: MaxEndpoints,
-		KeySize: 4, ValueSize: uint32(unsafe.Sizeof(Counters{})), Pinning: ebpf.PinByName,
+		KeySize: 4, ValueSize: uint32(unsafe.Sizeof(DatapathCounters{})), Pinning: ebpf.PinByName,
 	},
+	DatapathMapEpCountersExt: {
+		Name: DatapathMapEpCountersExt, Type: ebpf.PerCPUArray, MaxEntries: MaxEndpoints,
+		KeySize: 4, ValueSize: uint32(unsafe.Sizeof(DatapathCountersExt{})), Pinning: ebpf.PinByName,
+	},
+	DatapathMapFlows4: {
+		Name: DatapathMapFlows4, Type: ebpf.LRUHash, MaxEntries: MaxFlows,
+		KeySize: uint32(unsafe.Sizeof(FlowKey4{})), ValueSize: uint32(unsafe.Sizeof(FlowStats{})), Pinning: ebpf.PinByName,
+	},
+	DatapathMapFlows6: {
+		Name: DatapathMapFlows6, Type: ebpf.LRUHash, MaxEntries: MaxFlows,
+		KeySize: uint32(unsafe.Sizeof(FlowKey6{})), ValueSize: uint32(unsafe.Sizeof(FlowStats{})), Pinning: ebpf.PinByName,
+	},
+	DatapathMapDropEvents: {
+		Name: DatapathMapDropEvents, Type: ebpf.RingBuf, MaxEntries: DropEventsRingSize, Pinning: ebpf.PinByName,
+	},
+	DatapathMapDpStats: {
+		Name: DatapathMapDpStats, Type: ebpf.PerCPUArray, MaxEntries: 1,
+		KeySize: 4, ValueSize: uint32(unsafe.Sizeof(DatapathStats{})), Pinning: ebpf.PinByName,
+	},
+	DatapathMapDpConfig: {
+		Name: DatapathMapDpConfig, Type: ebpf.Array, MaxEntries: 1,
+		KeySize: 4, ValueSize: uint32(unsafe.Sizeof(DatapathConfig{})), Pinning: ebpf.PinByName,
+	},
+}
+
+// mapField is one datapath map and where DatapathMaps holds it. Core maps
+// are pinned by every nswire version; the others were added later and are
+// optional to OpenMaps.
+type mapField struct {
+	name string
+	dst  **ebpf.Map
+	core bool
+}
+
+func (m *DatapathMaps) fields() []mapField {
+	return []mapField{
+		{DatapathMapEndpoints, &m.Endpoints, true},
+		{DatapathMapEndpointsByIp, &m.EndpointsByIp, true},
+		{DatapathMapEpCounters, &m.EpCounters, true},
+		{DatapathMapEpCountersExt, &m.EpCountersExt, false},
+		{DatapathMapFlows4, &m.Flows4, false},
+		{DatapathMapFlows6, &m.Flows6, false},
+		{DatapathMapDropEvents, &m.DropEvents, false},
+		{DatapathMapDpStats, &m.DpStats, false},
+		{DatapathMapDpConfig, &m.DpConfig, false},
+	}
+}
+
+// all returns the maps that are open.
+func (m *DatapathMaps) all() []*ebpf.Map {
+	var out []*ebpf.Map
+	for _, f := range m.fields() {
+		if *f.dst != nil {
+			out = append(out, *f.dst)
+		}
+	}
+	return out
 }
 
 func incompatibleErr(pinDir string, err error) error {
@@ -69,20 +126,17 @@ func incompatibleErr(pinDir string, err error) error {
 		"detach all containers and run `nswire gc`, or remove %s: %w", pinDir, pinDir, err)
 }
 
-// openPinnedMaps opens the three maps pinned under pinDir and checks them
-// against mapSpecs. If any pin is missing it returns an error wrapping
-// os.ErrNotExist and holds nothing open.
-func openPinnedMaps(pinDir string) (DatapathMaps, error) {
+// openPinnedMaps opens the maps pinned under pinDir and checks them against
+// mapSpecs. With optional, a missing non-core map is left nil (pins of an
+// older nswire); otherwise any missing pin is an error wrapping
+// os.ErrNotExist, and nothing is held open after an error.
+func openPinnedMaps(pinDir string, optional bool) (DatapathMaps, error) {
 	var m DatapathMaps
-	for _, x := range []struct {
-		name string
-		dst  **ebpf.Map
-	}{
-		{DatapathMapEndpoints, &m.Endpoints},
-		{DatapathMapEndpointsByIp, &m.EndpointsByIp},
-		{DatapathMapEpCounters, &m.EpCounters},
-	} {
+	for _, x := range m.fields() {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, x.name), nil)
+		if err != nil && optional && !x.core && errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			m.Close()
 			return DatapathMaps{}, fmt.Errorf("open pinned map %s: %w", x.name, err)
@@ -98,11 +152,13 @@ func openPinnedMaps(pinDir string) (DatapathMaps, error) {
 }
 
 // OpenMaps opens only the maps pinned under pinDir, for readers that need no
-// programs (counters, endpoint records): no object is parsed and no program
-// is loaded. The returned Objects has nil programs. If the maps are not
-// pinned, the error says so and wraps ErrNotPinned (and so os.ErrNotExist).
+// programs (counters, endpoint records, flows, drop events): no object is
+// parsed and no program is loaded. The returned Objects has nil programs.
+// Maps that an older nswire did not pin (all but MapPinPaths) are nil then,
+// and the readers that need them say so. If the maps are not pinned, the
+// error says so and wraps ErrNotPinned (and so os.ErrNotExist).
 func OpenMaps(pinDir string) (*Objects, error) {
-	m, err := openPinnedMaps(pinDir)
+	m, err := openPinnedMaps(pinDir, true)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no datapath pinned at %s: %w", pinDir, ErrNotPinned)
 	}
@@ -120,7 +176,8 @@ func OpenMaps(pinDir string) (*Objects, error) {
 // Load opens the datapath: its maps pinned by name under pinDir and its
 // programs pinned under ProgPinDir(pinDir), creating and pinning whatever is
 // missing. When everything is pinned already (every process after the
-// first), Load parses no ELF and verifies no program: it opens five pins.
+// first), Load parses no ELF and verifies no program: it opens eleven
+// pins (nine maps, two programs).
 //
 // Pinned programs are adopted only if they are tc programs using exactly
 // the maps pinned now; otherwise (maps recreated, stale pins) the programs
@@ -128,13 +185,17 @@ func OpenMaps(pinDir string) (*Objects, error) {
 // temporary directory that is renamed into place, so concurrent loaders
 // never see half a set: the first rename wins and the others adopt it.
 //
+// Maps pinned by an older nswire are adopted when their layout is this
+// version's (endpoints, endpoints_by_ip and ep_counters have kept theirs);
+// the maps it did not have are created and pinned next to them.
+//
 // If the pinned maps do not match this version's map specs, Load fails with
 // an error wrapping ebpf.ErrMapIncompatible that names the pin directory.
 func Load(pinDir string) (*Objects, error) {
 	o := &Objects{PinDir: pinDir}
 	var spec *ebpf.CollectionSpec
 	for attempt := 0; ; attempt++ {
-		m, err := openPinnedMaps(pinDir)
+		m, err := openPinnedMaps(pinDir, false)
 		if err == nil {
 			o.DatapathMaps = m
 			break
@@ -157,7 +218,7 @@ func Load(pinDir string) (*Objects, error) {
 		}
 		// Another loader pinned a map between our lookup and our pin:
 		// start over and adopt it.
-		if errors.Is(err, os.ErrExist) && attempt < 3 {
+		if errors.Is(err, os.ErrExist) && attempt < 10 {
 			continue
 		}
 		return nil, loadErr(pinDir, err)
@@ -267,7 +328,7 @@ func checkProgram(prog *ebpf.Program, name string, mapIDs []ebpf.MapID) error {
 
 func (o *Objects) mapIDs() ([]ebpf.MapID, error) {
 	var ids []ebpf.MapID
-	for _, m := range []*ebpf.Map{o.Endpoints, o.EndpointsByIp, o.EpCounters} {
+	for _, m := range o.DatapathMaps.all() {
 		info, err := m.Info()
 		if err != nil {
 			return nil, fmt.Errorf("map info: %w", err)
@@ -284,11 +345,13 @@ func (o *Objects) mapIDs() ([]ebpf.MapID, error) {
 // process pinned fitting programs first, its pins are left alone.
 func (o *Objects) loadAndPinPrograms(spec *ebpf.CollectionSpec, dir string) error {
 	var p DatapathPrograms
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		DatapathMapEndpoints:     o.Endpoints,
-		DatapathMapEndpointsByIp: o.EndpointsByIp,
-		DatapathMapEpCounters:    o.EpCounters,
-	}}
+	repl := map[string]*ebpf.Map{}
+	for _, f := range o.DatapathMaps.fields() {
+		if *f.dst != nil {
+			repl[f.name] = *f.dst
+		}
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: repl}
 	if err := spec.LoadAndAssign(&p, opts); err != nil {
 		return loadErr(o.PinDir, err)
 	}
@@ -334,10 +397,8 @@ func (o *Objects) Close() error {
 // detached. Program pins of other versions are left to GCPrograms.
 func (o *Objects) Unpin() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{o.Endpoints, o.EndpointsByIp, o.EpCounters} {
-		if m != nil {
-			errs = append(errs, m.Unpin())
-		}
+	for _, m := range o.DatapathMaps.all() {
+		errs = append(errs, m.Unpin())
 	}
 	if err := os.RemoveAll(ProgPinDir(o.PinDir)); err != nil {
 		errs = append(errs, fmt.Errorf("remove program pins: %w", err))

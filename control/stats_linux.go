@@ -51,6 +51,11 @@ var DropReasons = [bpf.NumDropReason]string{
 	bpf.DropSrcIP4:   "src-ipv4",
 	bpf.DropSrcIP6:   "src-ipv6",
 	bpf.DropARPSpoof: "arp-spoof",
+	// Rogue-router guard (ICMPv6 router advertisement, redirect, an IPv6
+	// header chain it cannot follow).
+	bpf.DropRA:          "router-advert",
+	bpf.DropRedirect:    "redirect",
+	bpf.DropIP6Unparsed: "ipv6-unparsed",
 }
 
 var l3Names = [...]string{bpf.L3IPv4: "ipv4", bpf.L3IPv6: "ipv6", bpf.L3Other: "other"}

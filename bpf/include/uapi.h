@@ -2,8 +2,9 @@
 /*
  * Minimal subset of the Linux UAPI definitions used by datapath.c, copied
  * from linux/types.h, linux/bpf.h, linux/pkt_cls.h, linux/if_ether.h,
- * linux/ip.h, linux/ipv6.h and linux/if_arp.h so that generating the object
- * file does not depend on the host's kernel headers.
+ * linux/in.h, linux/in6.h, linux/ip.h, linux/ipv6.h, linux/errno.h and
+ * linux/if_arp.h so that generating the object file does not depend on the
+ * host's kernel headers.
  */
 #ifndef __NSWIRE_UAPI_H__
 #define __NSWIRE_UAPI_H__
@@ -28,6 +29,8 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
 enum {
@@ -115,6 +118,20 @@ struct vlan_hdr {
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define IPPROTO_ICMPV6 58
+
+/* linux/in6.h: IPv6 extension headers */
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_DSTOPTS 60
+
+/* linux/ip.h */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+/* linux/errno.h */
+#define EEXIST 17
 
 /* linux/ip.h (little-endian bitfield order only: the object is bpfel) */
 struct iphdr {

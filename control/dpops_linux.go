@@ -1,6 +1,7 @@
 package control
 
 import (
+	"github.com/nswire/nswire/bpf"
 	"github.com/nswire/nswire/control/datapath"
 	"github.com/nswire/nswire/control/state"
 )
@@ -13,6 +14,7 @@ type datapathOps interface {
 	setMode(rec *state.Record, mode datapath.Mode, hook datapath.Hook) (used datapath.Hook, err error)
 	remove(rec *state.Record) error
 	readCounters() (map[uint32]datapath.Counters, error)
+	objects() (*bpf.Objects, error)
 	// missing lists what of rec's installation is not in place (see
 	// Datapath.Missing); it changes nothing.
 	missing(rec *state.Record) []string
@@ -95,11 +97,11 @@ func (l *lazyDatapath) close() {
 	}
 }
 
-// readCounters reads through the full datapath when this process has it open,
-// else through the pinned maps alone (no programs are loaded to read).
-func (l *lazyDatapath) readCounters() (map[uint32]datapath.Counters, error) {
+// reader is the full datapath when this process has it open, else the
+// pinned maps alone (no programs are loaded to read).
+func (l *lazyDatapath) reader() (*datapath.Datapath, error) {
 	if l.dp != nil {
-		return l.dp.ReadCounters()
+		return l.dp, nil
 	}
 	if l.ro == nil {
 		ro, err := datapath.OpenDatapathMaps(l.pinDir)
@@ -108,7 +110,25 @@ func (l *lazyDatapath) readCounters() (map[uint32]datapath.Counters, error) {
 		}
 		l.ro = ro
 	}
-	return l.ro.ReadCounters()
+	return l.ro, nil
+}
+
+func (l *lazyDatapath) readCounters() (map[uint32]datapath.Counters, error) {
+	d, err := l.reader()
+	if err != nil {
+		return nil, err
+	}
+	return d.ReadCounters()
+}
+
+// objects gives the pinned maps for reading flows, drop events and the
+// datapath-wide counters.
+func (l *lazyDatapath) objects() (*bpf.Objects, error) {
+	d, err := l.reader()
+	if err != nil {
+		return nil, err
+	}
+	return d.Objects(), nil
 }
 
 func (l *lazyDatapath) missing(rec *state.Record) []string {

@@ -60,6 +60,8 @@ packets past the bridge.`,
 		newObserveCmd(g),
 		newUnobserveCmd(g),
 		newMetricsCmd(g),
+		newFlowsCmd(g),
+		newDropsCmd(g),
 		newVersionCmd(),
 	)
 	return root

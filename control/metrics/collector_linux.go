@@ -30,11 +30,14 @@ var (
 	descFastpath  = prometheus.NewDesc("nswire_fastpath_packets_total", "Packets the container sent that took the fast path past the bridge.", labels, nil)
 	descFastBytes = prometheus.NewDesc("nswire_fastpath_bytes_total", "Bytes the container sent that took the fast path past the bridge.", labels, nil)
 	descUp        = prometheus.NewDesc("nswire_scrape_ok", "1 if nswire could read its counters at this scrape.", nil, nil)
+	descEvicted   = prometheus.NewDesc("nswire_flows_evicted_total", "Flows the datapath's LRU flow maps dropped to make room (their packets stay in the counters).", nil, nil)
+	descFlowErr   = prometheus.NewDesc("nswire_flow_errors_total", "Packets whose flow entry the kernel could not create (they are in the counters, in no flow).", nil, nil)
+	descEvents    = prometheus.NewDesc("nswire_drop_events_total", "Drop events of the spoof guard, by what became of them: sent to the ring buffer, or not sent because over the rate limit or with the ring full.", []string{"result"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descPackets, descBytes, descDrops, descFastpath, descFastBytes, descUp} {
+	for _, d := range []*prometheus.Desc{descInfo, descPackets, descBytes, descDrops, descFastpath, descFastBytes, descUp, descEvicted, descFlowErr, descEvents} {
 		ch <- d
 	}
 }
@@ -47,6 +50,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	// A datapath without flow maps (pinned by an older nswire) or none at
+	// all has no such figures: the series are left out, not zero.
+	if t, err := c.m.FlowTotals(); err == nil {
+		ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(t.Evicted))
+		ch <- prometheus.MustNewConstMetric(descFlowErr, prometheus.CounterValue, float64(t.Errors))
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(t.Drops.Sent), "sent")
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(t.Drops.RateLimited), "rate_limited")
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(t.Drops.RingFull), "ring_full")
+	}
 	for _, s := range stats {
 		l := []string{s.Name, s.ID, s.HostIf}
 		var cid, podNS, pod string

@@ -57,6 +57,9 @@ type EndpointSpec struct {
 	IP6         net.IP // may be nil
 	Guard       bool   // drop frames with a source MAC/IP that is not the container's
 	Slot        uint32 // < bpf.MaxEndpoints, unique per endpoint
+	// KeepCounters attaches a new device to the slot without zeroing its
+	// counters: the same container wired again after a restart.
+	KeepCounters bool
 }
 
 // Datapath manages the eBPF datapath: the loaded programs, the pinned maps,
@@ -179,7 +182,7 @@ func (d *Datapath) Attach(ep EndpointSpec, mode DatapathMode, am AttachMode) (us
 
 	old, oldErr := d.objs.Endpoint(ep.HostIfindex)
 	isNew := oldErr != nil || old.Slot != ep.Slot
-	if isNew {
+	if isNew && !ep.KeepCounters {
 		if err := d.objs.ZeroCounters(ep.Slot); err != nil {
 			return AttachNone, fmt.Errorf("attach datapath to %s: %w", ep.HostIfName, err)
 		}

@@ -1,0 +1,175 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/nswire/nswire/netops"
+)
+
+// ErrNotAttached is returned by Rewire for a target that has no record.
+var ErrNotAttached = errors.New("not attached")
+
+// Rewire wires an attached container again after it started with a new
+// network namespace (a docker restart, stop and start, a restart policy):
+// the same address, MAC, gateway, MTU, interface name, bridge and mode as
+// its record, and the same counter slot, whose counters are kept, so stats
+// and the Prometheus counters continue where they were (never reset, never
+// counted twice). The stale wiring (programs, pins and endpoint entry of the
+// old host veth, and the old veth if the kernel has not removed it with the
+// old namespace yet) is removed first; the record of the old wiring stays
+// until the new one replaces it, so the address and slot stay reserved even
+// if the rewire fails or is killed (the next Rewire finishes it). A container
+// whose wiring is live is left alone (Unchanged). Returns an error wrapping
+// ErrNotAttached when id has no record.
+func (m *Manager) Rewire(ctx context.Context, id string) (*AttachResult, error) {
+	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	old, err := m.store.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		return nil, fmt.Errorf("rewire %.12s: %w", id, ErrNotAttached)
+	}
+	if old.Observed || old.Kind != "docker" {
+		return nil, fmt.Errorf("rewire %s: only containers nswire wired can be wired again", old.DisplayName())
+	}
+	t, err := m.Resolve(ctx, TargetSpec{Container: old.ID})
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	if old.NetnsInode == t.Inode && m.hostLinkMatches(old) {
+		return &AttachResult{Record: old, Unchanged: true}, nil
+	}
+	if tomb, err := m.store.getTombstone(t.ID); err != nil {
+		return nil, err
+	} else if tomb != nil {
+		if err := m.store.clearDetaching(t.ID); err != nil { // the record is newer
+			return nil, err
+		}
+	}
+
+	// Clear the stale wiring, keeping the slot's counters: the endpoint
+	// entry of the old ifindex, the link pins, the old veth.
+	if old.AttachMode == "tcx" || old.AttachMode == "tc" {
+		if err := m.dp.detach(old); err != nil {
+			return nil, fmt.Errorf("rewire %s: clear the old datapath: %w", old.DisplayName(), err)
+		}
+	}
+	if l, err := m.host.LinkByName(old.HostIf); err == nil {
+		if l.Attrs().Alias != m.vethTag() {
+			return nil, fmt.Errorf("rewire %s: host interface %s exists and is not this nswire's", old.DisplayName(), old.HostIf)
+		}
+		if old.AttachMode == "tcx" || old.AttachMode == "tc" {
+			left := *old
+			left.HostIfindex = l.Attrs().Index
+			if err := m.dp.detach(&left); err != nil {
+				return nil, fmt.Errorf("rewire %s: clear the datapath of the old %s: %w", old.DisplayName(), old.HostIf, err)
+			}
+		}
+		if err := netops.DeleteLink(m.host, old.HostIf); err != nil {
+			return nil, fmt.Errorf("rewire %s: %w", old.DisplayName(), err)
+		}
+	} else if !netops.IsNotFound(err) {
+		return nil, fmt.Errorf("rewire %s: look for the old %s: %w", old.DisplayName(), old.HostIf, err)
+	}
+
+	rec := *old
+	rec.Name, rec.PID, rec.NetnsPath, rec.NetnsInode = t.Name, t.PID, t.NetnsPath, t.Inode
+	if ip, mac := rec.IP(), mustMAC(rec.MAC); ip != nil && mac != nil {
+		if br, err := m.host.LinkByName(rec.Bridge); err == nil {
+			// Its own old neighbour entry must not look like another holder.
+			netops.ForgetNeighbor(m.host, br.Attrs().Index, ip, mac)
+		}
+	}
+	probe, err := m.startAddrProbe(&rec)
+	if err != nil {
+		return nil, err
+	}
+	defer probe.Close()
+	settle := func() error {
+		holder, err := probe.Conflict()
+		probe.Close()
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", rec.IP(), err)
+		}
+		if holder != nil {
+			return fmt.Errorf("%s is now in use by a host with MAC %s on %s: `nswire detach %s` and attach it with another address", rec.IP(), holder, rec.Bridge, rec.DisplayName())
+		}
+		return nil
+	}
+	steps, release := m.attachSteps(t, &rec, settle)
+	defer release()
+	for i := range steps {
+		if steps[i].name != "datapath" {
+			continue
+		}
+		steps[i].do = func() error {
+			am, err := m.dp.(*lazyDatapath).reattach(&rec)
+			if err == nil {
+				rec.AttachMode = am
+			}
+			return err
+		}
+	}
+	if err := m.run(steps); err != nil {
+		return nil, fmt.Errorf("rewire %s: %w (every step done was undone; the record of its last wiring is kept)", t.Name, err)
+	}
+	return &AttachResult{Record: &rec}, nil
+}
+
+// ForgetOwnNeighbor removes the bridge's neighbour entry of ip when it holds
+// mac: what a container with that address and MAC left behind. An attach
+// that reuses a remembered address calls it first, so the container's own
+// stale entry is not taken for another holder. Returns nil when there is
+// nothing to forget or the bridge is missing (the attach reports that).
+func (m *Manager) ForgetOwnNeighbor(bridge string, ipCIDR, mac string) error {
+	ip, _, err := net.ParseCIDR(ipCIDR)
+	if err != nil {
+		ip = net.ParseIP(ipCIDR)
+	}
+	hw := mustMAC(mac)
+	if ip == nil || hw == nil {
+		return nil
+	}
+	br, err := m.host.LinkByName(bridge)
+	if err != nil {
+		return nil
+	}
+	return netops.ForgetNeighbor(m.host, br.Attrs().Index, ip, hw)
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		return nil
+	}
+	return mac
+}
+
+// reattach attaches the datapath to rec's new host veth with rec's slot,
+// keeping the slot's counters (see Rewire).
+func (l *lazyDatapath) reattach(rec *Record) (string, error) {
+	attachMode := rec.AttachMode
+	if attachMode == "" {
+		attachMode = "auto"
+	}
+	ep, err := endpointOf(rec)
+	if err != nil {
+		return "", err
+	}
+	ep.KeepCounters = true
+	dp, err := l.open()
+	if err != nil {
+		return "", err
+	}
+	used, err := dp.Attach(ep, DatapathMode(rec.Mode), AttachMode(attachMode))
+	return string(used), err
+}

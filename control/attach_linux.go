@@ -27,7 +27,8 @@ const maxSlots = 4096
 
 // Attach wires the target into the bridge as req says. It holds the state
 // lock for the whole operation. On failure every step done is undone. With
-// dryRun it only returns the plan.
+// dryRun it only returns the plan. A wired container is recorded in the
+// desired state (Config.DesiredDir), so serve keeps it wired.
 func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
 	req.Defaults()
 	if err := req.Validate(); err != nil {
@@ -64,6 +65,11 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
 			if diff := differences(existing, req); diff != "" {
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
+			}
+			if !dryRun {
+				if err := m.rememberDesired(existing); err != nil {
+					return nil, err
+				}
 			}
 			return &AttachResult{Record: existing, Unchanged: true}, nil
 		}
@@ -110,6 +116,9 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	}
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
+	}
+	if err := m.rememberDesired(rec); err != nil {
+		return nil, fmt.Errorf("attached %s, but %w", t.Name, err)
 	}
 	return &AttachResult{Record: rec}, nil
 }
@@ -491,8 +500,15 @@ type DetachResult struct {
 
 // Detach undoes an attach: programs, map entries, pins, the veth pair (and
 // with it the address and route inside the container) and the record. A
-// target that is unknown, already detached or dead is success.
-func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error) {
+// target that is unknown, already detached or dead is success. The target
+// leaves the desired state too (Config.DesiredDir), so serve no longer
+// wires it.
+func (m *Manager) Detach(ctx context.Context, ref string) (res *DetachResult, err error) {
+	defer func() {
+		if err == nil {
+			err = m.forgetDesired(ref, res)
+		}
+	}()
 	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
 		return nil, err

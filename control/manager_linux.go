@@ -17,9 +17,12 @@ import (
 
 // Config is where nswire keeps its state and how it reports progress.
 type Config struct {
-	StateDir string    // default DefaultStateDir
-	PinDir   string    // default bpf pin dir
-	Verbose  io.Writer // per-step progress when non-nil
+	StateDir string // default DefaultStateDir
+	PinDir   string // default bpf pin dir
+	// DesiredDir, when set, is where attach records the containers to keep
+	// wired and detach removes them (state.DesiredStore); "" records nothing.
+	DesiredDir string
+	Verbose    io.Writer // per-step progress when non-nil
 	// FailAfterStep, when > 0, makes an attach fail right after its step
 	// number FailAfterStep succeeded: a fault-injection hook for the
 	// rollback tests.

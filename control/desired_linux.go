@@ -1,0 +1,64 @@
+package control
+
+import (
+	"strings"
+
+	"github.com/nswire/nswire/control/state"
+)
+
+// Desired returns the desired-state store this manager records attaches in,
+// or nil when Config.DesiredDir is empty (nothing is recorded).
+func (m *Manager) Desired() *state.DesiredStore {
+	if m.cfg.DesiredDir == "" {
+		return nil
+	}
+	return &state.DesiredStore{Dir: m.cfg.DesiredDir}
+}
+
+// rememberDesired records an attached container in the desired state (when
+// the manager keeps one), so that `nswire serve` wires it again after a
+// restart or a reboot with the same settings. An entry that serve made from
+// the container's labels stays a label entry.
+func (m *Manager) rememberDesired(rec *Record) error {
+	ds := m.Desired()
+	if ds == nil || rec.Kind != "docker" || rec.Observed {
+		return nil
+	}
+	src := state.SourceAttach
+	if old, err := ds.Get(rec.ID); err == nil && old != nil && old.Source == state.SourceLabel {
+		src = state.SourceLabel
+	}
+	return ds.Put(&state.Desired{
+		ID: rec.ID, Name: rec.Name, Source: src, Bridge: rec.Bridge, IfName: rec.IfName,
+		Address: rec.Address, Gateway: rec.Gateway, MAC: rec.MAC, MTU: rec.MTU, Mode: rec.Mode,
+	})
+}
+
+// forgetDesired removes what ref names from the desired state: the detached
+// record's container, or an entry whose ID, abbreviated ID (≥ 4 hex digits)
+// or name is ref (a container stopped or not yet wired again after a reboot
+// has an entry but no record).
+func (m *Manager) forgetDesired(ref string, res *DetachResult) error {
+	ds := m.Desired()
+	if ds == nil {
+		return nil
+	}
+	if res != nil && res.Record != nil {
+		return ds.Delete(res.Record.ID)
+	}
+	all, _, err := ds.List()
+	if err != nil {
+		return err
+	}
+	ref = strings.TrimPrefix(ref, "/")
+	var match []*state.Desired
+	for _, d := range all {
+		if d.ID == ref || d.Name == ref || len(ref) >= 4 && strings.HasPrefix(d.ID, ref) {
+			match = append(match, d)
+		}
+	}
+	if len(match) == 1 {
+		return ds.Delete(match[0].ID)
+	}
+	return nil
+}

@@ -5,20 +5,23 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 type globalFlags struct {
-	stateDir string
-	pinDir   string
-	verbose  bool
+	stateDir   string
+	pinDir     string
+	desiredDir string
+	verbose    bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -37,9 +40,11 @@ packets past the bridge.`,
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", control.DefaultStateDir, "directory of nswire's state records")
 	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
+	root.PersistentFlags().StringVar(&g.desiredDir, "desired-dir", "", "directory of the desired state that survives a reboot (default "+state.DefaultDesiredDir+", or STATE-DIR/desired with --state-dir)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
 	root.PersistentFlags().MarkHidden("state-dir")
 	root.PersistentFlags().MarkHidden("pin-dir")
+	root.PersistentFlags().MarkHidden("desired-dir")
 	root.AddCommand(
 		newAttachCmd(g),
 		newDetachCmd(g),
@@ -62,13 +67,25 @@ packets past the bridge.`,
 // NSWIRE_FAIL_AFTER_STEP / NSWIRE_CRASH_AFTER_STEP variables are the test
 // suite's fault-injection hooks.
 func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
-	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir}
+	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, DesiredDir: g.desired()}
 	if g.verbose {
 		cfg.Verbose = cmd.ErrOrStderr()
 	}
 	fmt.Sscan(os.Getenv("NSWIRE_FAIL_AFTER_STEP"), &cfg.FailAfterStep)
 	fmt.Sscan(os.Getenv("NSWIRE_CRASH_AFTER_STEP"), &cfg.CrashAfterStep)
 	return control.NewManager(cfg)
+}
+
+// desired is the desired-state directory: --desired-dir, else the default,
+// else (a test's own --state-dir) a directory beside the state.
+func (g *globalFlags) desired() string {
+	switch {
+	case g.desiredDir != "":
+		return g.desiredDir
+	case g.stateDir != control.DefaultStateDir:
+		return filepath.Join(g.stateDir, "desired")
+	}
+	return state.DefaultDesiredDir
 }
 
 func newVersionCmd() *cobra.Command {

@@ -58,6 +58,8 @@ packets past the bridge.`,
 		newObserveCmd(g),
 		newUnobserveCmd(g),
 		newMetricsCmd(g),
+		newServeCmd(g),
+		newEventsCmd(g),
 		newVersionCmd(),
 	)
 	return root

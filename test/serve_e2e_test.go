@@ -64,7 +64,7 @@ type served struct {
 	log    *syncBuffer
 }
 
-func desiredDir(e *env) string { return filepath.Join(e.stateDir, "desired") }
+func desiredDir(e *env) string { return e.stateDir + ".desired" }
 
 // startServe runs serve.Run with its own Manager until stop (or the end of
 // the test), and waits for its first full reconcile.
@@ -630,9 +630,7 @@ func TestServeAdoptsAndRecovers(t *testing.T) {
 	// "Reboot": no run state, no pins, the containers restarted.
 	entries, _ := os.ReadDir(e.stateDir)
 	for _, en := range entries {
-		if en.Name() != "desired" {
-			os.RemoveAll(filepath.Join(e.stateDir, en.Name()))
-		}
+		os.RemoveAll(filepath.Join(e.stateDir, en.Name()))
 	}
 	os.RemoveAll(e.pinDir)
 	for _, id := range []string{lid, aid} {

@@ -40,7 +40,7 @@ packets past the bridge.`,
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", control.DefaultStateDir, "directory of nswire's state records")
 	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
-	root.PersistentFlags().StringVar(&g.desiredDir, "desired-dir", "", "directory of the desired state that survives a reboot (default "+state.DefaultDesiredDir+", or STATE-DIR/desired with --state-dir)")
+	root.PersistentFlags().StringVar(&g.desiredDir, "desired-dir", "", "directory of the desired state that survives a reboot (default "+state.DefaultDesiredDir+", or STATE-DIR.desired with --state-dir)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
 	root.PersistentFlags().MarkHidden("state-dir")
 	root.PersistentFlags().MarkHidden("pin-dir")
@@ -78,14 +78,15 @@ func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
 	return control.NewManager(cfg)
 }
 
-// desired is the desired-state directory: --desired-dir, else the default,
-// else (a test's own --state-dir) a directory beside the state.
+// desired is the desired-state directory: --desired-dir; else, with a
+// --state-dir of its own (tests), STATE-DIR.desired; else the default.
 func (g *globalFlags) desired() string {
 	switch {
 	case g.desiredDir != "":
 		return g.desiredDir
 	case g.stateDir != control.DefaultStateDir:
-		return filepath.Join(g.stateDir, "desired")
+		// Beside the state dir, not in it: its listing stays records only.
+		return filepath.Clean(g.stateDir) + ".desired"
 	}
 	return state.DefaultDesiredDir
 }

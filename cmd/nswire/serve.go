@@ -16,6 +16,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		listen    string
 		resync    time.Duration
 		logFormat string
+		only      map[string]string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -59,6 +60,7 @@ Under systemd (Type=notify) it reports ready after its first full reconcile.`,
 				Listen: listen,
 				Resync: resync,
 				Logger: slog.New(h),
+				Labels: only,
 				Ready:  func() { daemon.SdNotify(false, daemon.SdNotifyReady) },
 			}
 			defer daemon.SdNotify(false, daemon.SdNotifyStopping)
@@ -69,6 +71,8 @@ Under systemd (Type=notify) it reports ready after its first full reconcile.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:9464", `address of /metrics and /healthz ("" for none)`)
 	f.DurationVar(&resync, "resync", 30*time.Second, "period of the full reconcile of every container")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringToStringVar(&only, "only-label", nil, "manage only containers with these labels KEY=VALUE (tests)")
+	f.MarkHidden("only-label")
 	cmd.RegisterFlagCompletionFunc("log-format", oneOf("text", "json"))
 	return cmd
 }

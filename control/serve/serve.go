@@ -163,7 +163,11 @@ func (s *server) record(e Event) {
 	case ActError, ActUnwired:
 		s.log.Warn("container", attrs...)
 	case ActEngine:
-		s.log.Warn("engine", attrs...)
+		if strings.HasPrefix(e.Reason, "lost") {
+			s.log.Warn("engine", attrs...)
+		} else {
+			s.log.Info("engine", attrs...)
+		}
 	default:
 		s.log.Info("container", attrs...)
 	}

@@ -338,8 +338,8 @@ func TestServeLabelsRestartCounters(t *testing.T) {
 		if rec.Address != old.Address || rec.MAC != old.MAC || rec.Slot != old.Slot || rec.Mode != old.Mode || rec.HostIf != old.HostIf {
 			t.Fatalf("round %d: rewired as %+v, was %+v: want the same address, MAC, slot, mode", round, rec, old)
 		}
-		if rec.NetnsInode == old.NetnsInode {
-			t.Fatalf("round %d: same namespace inode %d after a restart", round, rec.NetnsInode)
+		if rec.PID == old.PID || rec.HostIfindex == old.HostIfindex {
+			t.Fatalf("round %d: same PID %d or host ifindex %d after a restart (namespace inodes may be reused, PIDs here are not)", round, rec.PID, rec.HostIfindex)
 		}
 		if body := httpGet(t, "http://"+rec.IP().String()+"/"); body != testenv.IndexHTML {
 			t.Fatalf("round %d: page = %q", round, body)

@@ -662,3 +662,35 @@ func waitPID(t *testing.T, cli *client.Client, id string) int {
 	t.Fatalf("container %.12s not running after 60s", id)
 	return 0
 }
+
+// waitForNetwork is the entrypoint prefix the README documents: it waits
+// (no tool needed but sh and grep) until eth0 has its default route, which
+// nswire adds after the address, so the network is complete.
+const waitForNetwork = `i=0; until grep -q '^eth0[[:space:]]00000000' /proc/net/route; do i=$((i+1)); [ $i -gt 600 ] && { echo 'no network after 30s' >&2; exit 1; }; sleep 0.05; done; `
+
+// TestServeEntrypointWaits: a container whose entrypoint waits for eth0 as
+// the README shows starts its real work only once serve has wired it.
+func TestServeEntrypointWaits(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	token := newToken()
+	startServe(t, e, token, 30*time.Second)
+	id, _ := runLabelled(t, cli, token, "srv-wait", enable(), "sh", "-c", waitForNetwork+`echo "up: $(grep -c . /proc/net/route) routes"; exec sleep 300`)
+	waitWired(t, e, cli, id)
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rc, err := cli.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if out = string(b); strings.Contains(out, "up: ") {
+			break
+		}
+	}
+	// Header line, the default route, the subnet route: 3 lines.
+	if !strings.Contains(out, "up: 3 routes") {
+		t.Fatalf("entrypoint output %q: want it to have waited for the network", out)
+	}
+}

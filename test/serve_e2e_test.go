@@ -435,6 +435,18 @@ func TestServeBadLabels(t *testing.T) {
 			t.Errorf("the log does not name %s", badNames[i])
 		}
 	}
+	// An address in use (the good one's) is refused by the machine check.
+	usedID, usedName := runLabelled(t, cli, token, "srv-usedip", enable("nswire.ip", rec.Address), "sleep", "300")
+	ev := waitEvent(t, e, usedName, serve.ActUnwired)
+	t.Logf("reason: %s", ev.Reason)
+	for _, w := range []string{usedName, "nswire.ip", rec.Address, "already in use by " + goodName} {
+		if !strings.Contains(ev.Reason, w) {
+			t.Errorf("reason %q does not name %q", ev.Reason, w)
+		}
+	}
+	if r, _ := (control.Store{Dir: e.stateDir}).Get(usedID); r != nil {
+		t.Errorf("%s was wired with a used address: %+v", usedName, r)
+	}
 	ls := e.ok("ls")
 	for i, b := range bad {
 		if !strings.Contains(ls, badNames[i]) || !strings.Contains(ls, b.label) {

@@ -4,10 +4,17 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,4 +134,129 @@ func BenchmarkServeRewire(b *testing.B) {
 				mode, restarts, median(total), slices.Min(total), slices.Max(total), median(took), slices.Min(took), slices.Max(took))
 		})
 	}
+}
+
+// BenchmarkServe200 starts 200 labelled containers, then `nswire serve` as
+// a process (cold start), and measures the time until all are wired, serve's
+// resident memory with 200 containers, and its CPU time over 10 s of idle.
+// Run: CI=true go test -run '^$' -bench BenchmarkServe200 -benchtime 1x -v -timeout 30m ./test/
+func BenchmarkServe200(b *testing.B) {
+	testenv.RequireRoot(b)
+	cli := testenv.Docker(b)
+	image := testenv.Image(b)
+	const count = 200
+	token := newToken()
+	stateDir := b.TempDir()
+	pinDir := "/sys/fs/bpf/nswire-test-" + testenv.ContainerName("bench200")
+	bin := filepath.Join(b.TempDir(), "nswire")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/nswire").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	ids := make([]string, count)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Cmd: []string{"sleep", "1200"},
+				Labels: map[string]string{testenv.ContainerLabel: b.Name(), serveLabel: token, "nswire.enable": "true"}},
+				&container.HostConfig{NetworkMode: "none"}, &network.NetworkingConfig{}, nil, testenv.ContainerName(fmt.Sprintf("srv-200-%03d", i)))
+			if err == nil {
+				ids[i] = c.ID
+				err = cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+			}
+			if err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+			}()
+		}
+		wg.Wait()
+	})
+	if b.Failed() {
+		b.FailNow()
+	}
+	cmd := exec.Command(bin, "--state-dir", stateDir, "--pin-dir", pinDir, "serve", "--listen", "", "--only-label", serveLabel+"="+token)
+	var log syncBuffer
+	cmd.Stderr = &log
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		// Detach everything this benchmark's serve wired, then stop it.
+		exec.Command(bin, "--state-dir", stateDir, "--pin-dir", pinDir, "gc").Run()
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		recs, _, _ := control.Store{Dir: stateDir}.List()
+		for _, r := range recs {
+			exec.Command(bin, "--state-dir", stateDir, "--pin-dir", pinDir, "detach", r.ID).Run()
+		}
+		os.RemoveAll(pinDir)
+	})
+	store := control.Store{Dir: stateDir}
+	for {
+		recs, _, _ := store.List()
+		if len(recs) == count {
+			break
+		}
+		if time.Since(t0) > 10*time.Minute {
+			b.Fatalf("%d of %d wired after 10 min\n%s", len(recs), count, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cold := time.Since(t0)
+	time.Sleep(2 * time.Second)
+	rss := procStatusKB(b, cmd.Process.Pid, "VmRSS")
+	cpu0 := procCPU(b, cmd.Process.Pid)
+	time.Sleep(10 * time.Second)
+	idle := procCPU(b, cmd.Process.Pid) - cpu0
+	b.ReportMetric(cold.Seconds(), "s/cold-start-200")
+	b.ReportMetric(float64(rss)/1024, "MiB/rss")
+	b.ReportMetric(idle.Seconds()*1000/10, "ms-cpu/s-idle")
+	b.Logf("cold start until %d containers wired: %v (%.1f ms each); RSS %d KiB; CPU over 10 s idle: %v", count, cold, float64(cold.Milliseconds())/count, rss, idle)
+}
+
+func procStatusKB(b *testing.B, pid int, key string) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// procCPU is the user + system CPU time of pid.
+func procCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }

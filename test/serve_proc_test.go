@@ -5,6 +5,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/vishvananda/netlink"
 
 	"github.com/nswire/nswire/control"
@@ -164,6 +166,52 @@ func TestServeKilledDuringWiring(t *testing.T) {
 			}
 			if recs, _, _ := (control.Store{Dir: e.stateDir}).List(); len(recs) != 1 {
 				t.Fatalf("%d records after recovery", len(recs))
+			}
+		})
+	}
+}
+
+// TestServeKilledDuringRewire kills serve after each step of a rewire (a
+// restarted container's new namespace): the next serve wires it once, with
+// the same address, MAC and slot, and the counters it had (a known burst
+// before the restart is still counted, exactly).
+func TestServeKilledDuringRewire(t *testing.T) {
+	cli := testenv.Docker(t)
+	for _, k := range []int{1, 6, 8} {
+		t.Run(fmt.Sprintf("after step %d", k), func(t *testing.T) {
+			e := newEnv(t)
+			token := newToken()
+			s := startServe(t, e, token, 30*time.Second)
+			id, _ := runLabelled(t, cli, token, "srv-recrash", enable(), "sleep", "300")
+			rec, _ := waitWired(t, e, cli, id)
+			cns := containerNS(t, rec.PID)
+			inC := udpSocketIn(t, cns, rec.IP().String()+":9000")
+			onHost := udpSocketIn(t, hostNS(t), "172.17.0.1:0")
+			warmARP(t, onHost, inC)
+			burst(t, onHost, inC, 100, 100)
+			rx0, tx0 := udpTotals(e, id)
+			s.stop()
+
+			if err := cli.ContainerRestart(context.Background(), id, container.StopOptions{Timeout: new(int)}); err != nil {
+				t.Fatal(err)
+			}
+			c, log := startServeProc(t, e, token, []string{fmt.Sprintf("NSWIRE_CRASH_AFTER_STEP=%d", k)})
+			if err := c.Wait(); err == nil || !strings.Contains(err.Error(), fmt.Sprint(control.CrashExitCode)) {
+				t.Fatalf("serve ended with %v, want exit %d\n%s", err, control.CrashExitCode, log)
+			}
+			startServe(t, e, token, 30*time.Second)
+			got, _ := waitWired(t, e, cli, id)
+			if got.Address != rec.Address || got.MAC != rec.MAC || got.Slot != rec.Slot {
+				t.Fatalf("after the crash: %+v, was %+v", got, rec)
+			}
+			if rx, tx := udpTotals(e, id); rx != rx0 || tx != tx0 {
+				t.Fatalf("counters after the crashed rewire: rx %+v tx %+v, before the restart rx %+v tx %+v", rx, tx, rx0, tx0)
+			}
+			if v := ourVeths(e); len(v) != 1 || v[0] != got.HostIf {
+				t.Fatalf("veths: %v, want only %s", v, got.HostIf)
+			}
+			if eps := endpointsIn(t, e.pinDir); len(eps) != 1 || int(eps[0]) != got.HostIfindex {
+				t.Fatalf("endpoints: %v, want only %d", eps, got.HostIfindex)
 			}
 		})
 	}

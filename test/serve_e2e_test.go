@@ -706,3 +706,47 @@ func TestServeEntrypointWaits(t *testing.T) {
 		t.Fatalf("entrypoint output %q: want it to have waited for the network", out)
 	}
 }
+
+// TestServeCollectsRemovedWhileDown: a wired container removed while serve
+// is not running is detached and forgotten when serve starts: its address
+// freed, no record, desired entry, veth, pin or endpoint left; one that was
+// stopped meanwhile stays, waiting.
+func TestServeCollectsRemovedWhileDown(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	token := newToken()
+	s := startServe(t, e, token, 30*time.Second)
+	goneID, goneName := runLabelled(t, cli, token, "srv-gone", enable(), "sleep", "300")
+	stopID, stopName := runLabelled(t, cli, token, "srv-stopped", enable(), "sleep", "300")
+	gone, _ := waitWired(t, e, cli, goneID)
+	stopped, _ := waitWired(t, e, cli, stopID)
+	s.stop()
+	ctx := context.Background()
+	if err := cli.ContainerRemove(ctx, goneID, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStop(ctx, stopID, container.StopOptions{Timeout: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, e, token, 30*time.Second)
+	ev := waitEvent(t, e, goneName, serve.ActDetached)
+	if !strings.Contains(ev.Reason, "freed "+gone.Address) {
+		t.Fatalf("detached event %+v does not free %s", ev, gone.Address)
+	}
+	waitEvent(t, e, stopName, serve.ActWaiting)
+	if r, _ := (control.Store{Dir: e.stateDir}).Get(goneID); r != nil {
+		t.Fatalf("record of the removed container left: %+v", r)
+	}
+	if d, _ := (state.DesiredStore{Dir: desiredDir(e)}).Get(goneID); d != nil {
+		t.Fatalf("desired entry of the removed container left: %+v", d)
+	}
+	if r, _ := (control.Store{Dir: e.stateDir}).Get(stopID); r == nil || r.Address != stopped.Address {
+		t.Fatalf("the stopped container lost its record: %+v", r)
+	}
+	if eps := endpointsIn(t, e.pinDir); len(eps) != 1 {
+		t.Fatalf("endpoints: %v, want only the stopped container's", eps)
+	}
+	if _, err := os.Stat(filepath.Join(e.pinDir, "links", gone.HostIf)); !os.IsNotExist(err) {
+		t.Fatalf("link pins of the removed container left: %v", err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/nswire/nswire/control/state"
 )
 
 // Event is one action serve took, or declined to take, and why: one line of
@@ -46,7 +48,7 @@ const eventLogMax = 4 << 20
 
 // Dir is where serve keeps its run files under a state dir: the lock, the
 // action log and the status.
-func Dir(stateDir string) string { return filepath.Join(stateDir, "serve") }
+func Dir(stateDir string) string { return state.ServeDir(stateDir) }
 
 // EventLogPath is the action log of serve for a state dir.
 func EventLogPath(stateDir string) string { return filepath.Join(Dir(stateDir), "events.jsonl") }

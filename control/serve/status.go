@@ -7,11 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nswire/nswire/control/state"
 )
 
 // Container states in the status file.
@@ -83,7 +84,7 @@ func ReadStatus(stateDir string) (*Status, error) {
 	return &st, nil
 }
 
-func lockPath(stateDir string) string { return filepath.Join(Dir(stateDir), "serve.pid") }
+func lockPath(stateDir string) string { return state.ServeLockPath(stateDir) }
 
 // instanceLock is the one-instance lock of serve: an flock on serve.pid,
 // which holds the holder's PID. The kernel drops it when serve dies.
@@ -122,17 +123,4 @@ func (l *instanceLock) release() {
 
 // RunningPID returns the PID of the serve running on stateDir, or 0 when
 // none is (the lock is free).
-func RunningPID(stateDir string) int {
-	f, err := os.Open(lockPath(stateDir))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		return 0 // nobody holds it
-	}
-	data, _ := os.ReadFile(lockPath(stateDir))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return pid
-}
+func RunningPID(stateDir string) int { return state.ServeRunningPID(stateDir) }

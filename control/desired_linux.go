@@ -1,7 +1,10 @@
 package control
 
 import (
+	"context"
 	"strings"
+
+	"github.com/docker/docker/errdefs"
 
 	"github.com/nswire/nswire/control/state"
 )
@@ -61,4 +64,24 @@ func (m *Manager) forgetDesired(ref string, res *DetachResult) error {
 		return ds.Delete(match[0].ID)
 	}
 	return nil
+}
+
+// waitingForServe reports whether rec belongs to a container that is stopped
+// but not removed, that a running `nswire serve` wires again when it starts
+// (it has a desired entry): gc keeps such a record, with its address and
+// counter slot, so the counters continue after the restart.
+func (m *Manager) waitingForServe(ctx context.Context, rec *Record) bool {
+	ds := m.Desired()
+	if ds == nil || rec.Kind != "docker" || rec.Observed || state.ServeRunningPID(m.cfg.StateDir) == 0 {
+		return false
+	}
+	if d, err := ds.Get(rec.ID); err != nil || d == nil {
+		return false
+	}
+	cli, err := m.Docker()
+	if err != nil {
+		return false
+	}
+	_, err = cli.ContainerInspect(ctx, rec.ID)
+	return err == nil || !errdefs.IsNotFound(err) // keep it unless surely removed
 }

@@ -196,7 +196,9 @@ func (m *Manager) Staleness(rec *Record) string {
 // no recorded interface. It touches only what nswire creates: veths named
 // nsw+8 hex digits whose peer is in another namespace, files in the state
 // directory and pins under the pin directory. Corrupt records are reported
-// and kept, and so is the veth their file name stands for.
+// and kept, and so is the veth their file name stands for. The record of a
+// stopped container that a running serve wires again when it starts is
+// kept too (its address and counter slot stay reserved).
 func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
 	if err != nil {
@@ -238,7 +240,7 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	owned := map[string]bool{}     // host interfaces with a live record
 	ifindexes := map[uint32]bool{} // their ifindexes
 	for _, r := range recs {
-		if why := m.Staleness(r); why != "" {
+		if why := m.Staleness(r); why != "" && !m.waitingForServe(ctx, r) {
 			if !r.Observed {
 				why += "; frees " + r.Address
 			}

@@ -326,6 +326,11 @@ func TestServeLabelsRestartCounters(t *testing.T) {
 			if ls := e.ok("ls"); !strings.Contains(ls, "stopped, waiting") {
 				t.Fatalf("ls while stopped:\n%s", ls)
 			}
+			// gc beside a running serve keeps the waiting record (its
+			// address and slot): the counters continue after the start.
+			if out := e.ok("gc"); strings.Contains(out, name) {
+				t.Fatalf("gc collected the waiting container:\n%s", out)
+			}
 			if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 				t.Fatal(err)
 			}

@@ -73,8 +73,11 @@ func printEvent(w io.Writer, format string, e serve.Event) error {
 	if e.Took != "" {
 		line += " in " + e.Took
 	}
-	if e.Reason != "" {
+	switch {
+	case e.Reason != "" && e.Container != "":
 		line += ": " + e.Reason
+	case e.Reason != "":
+		line += " " + e.Reason
 	}
 	_, err := fmt.Fprintln(w, line)
 	return err

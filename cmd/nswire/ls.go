@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -47,7 +48,11 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tID\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE\tSTATUS")
 			for _, r := range out2 {
 				if r.Record == nil {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tnot wired\t%s\n", r.Name, short(r.ID), r.PID, r.Status)
+					pid := "-"
+					if r.PID != 0 {
+						pid = fmt.Sprint(r.PID)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\tnot wired\t%s\n", r.Name, short(r.ID), pid, r.Status)
 					continue
 				}
 				x := r.Record
@@ -107,7 +112,7 @@ func withStatus(m *control.Manager, stateDir string, rows []control.ListRow) ([]
 		}
 		if st != nil {
 			if cs := st.Containers[r.ID]; cs != nil && cs.State == serve.StateUnwired {
-				x.Status = "unwired: " + cs.Reason
+				x.Status = unwiredStatus(cs)
 			}
 		}
 		out = append(out, x)
@@ -116,13 +121,19 @@ func withStatus(m *control.Manager, stateDir string, rows []control.ListRow) ([]
 		var extra []lsRow
 		for id, cs := range st.Containers {
 			if !seen[id] && cs.State == serve.StateUnwired {
-				extra = append(extra, lsRow{ListRow: control.ListRow{Name: cs.Name, ID: id}, Status: "unwired: " + cs.Reason})
+				extra = append(extra, lsRow{ListRow: control.ListRow{Name: cs.Name, ID: id}, Status: unwiredStatus(cs)})
 			}
 		}
 		sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
 		out = append(out, extra...)
 	}
 	return out, nil
+}
+
+// unwiredStatus is serve's reason without what the row already says.
+func unwiredStatus(cs *serve.ContainerStatus) string {
+	r := strings.TrimPrefix(cs.Reason, "container "+cs.Name+": ")
+	return "unwired: " + strings.TrimSuffix(r, ": left unwired")
 }
 
 func short(id string) string {

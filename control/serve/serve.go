@@ -443,10 +443,10 @@ func (s *server) reconcile(ctx context.Context, id string) {
 	start := time.Now()
 	if rec != nil {
 		if why := s.m.Staleness(rec); why == "" {
+			s.ensureDesired(rec, enabled)
 			if s.setStatus(id, name, StateWired, "") {
 				s.record(Event{Action: ActAdopted, Container: name, ID: id, Address: rec.Address, MAC: rec.MAC, Mode: rec.Mode, Reason: "already wired as its record says"})
 			}
-			s.ensureDesired(rec, enabled)
 			return
 		}
 		res, err := s.m.Rewire(ctx, id)
@@ -459,9 +459,9 @@ func (s *server) reconcile(ctx context.Context, id string) {
 		}
 		s.setStatus(id, name, StateWired, "")
 		r := res.Record
+		s.ensureDesired(r, enabled)
 		s.record(Event{Action: ActRewired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(),
 			Reason: fmt.Sprintf("started with a new network namespace; same address, MAC, mode and counter slot %d", r.Slot)})
-		s.ensureDesired(r, enabled)
 		return
 	}
 	// No record: wire it, with the address and MAC it had, if any.
@@ -480,6 +480,18 @@ func (s *server) reconcile(ctx context.Context, id string) {
 		req.Defaults()
 		if remembered != "" {
 			s.m.ForgetOwnNeighbor(req.Bridge, des.Address, des.MAC)
+		}
+	}
+	if enabled && (des == nil || des.Source != state.SourceLabel) {
+		// Mark it a label entry first, so the attach's own record of it
+		// (control.Config.DesiredDir) stays one.
+		d := &state.Desired{ID: ci.ID, Name: name, Source: state.SourceLabel, Bridge: req.Bridge, IfName: req.IfName, Mode: req.Mode}
+		if des != nil {
+			d.Address, d.MAC = des.Address, des.MAC
+		}
+		if err := s.desired.Put(d); err != nil {
+			s.record(Event{Action: ActError, Container: name, ID: id, Reason: err.Error()})
+			return
 		}
 	}
 	res, err := s.m.Attach(ctx, req, false)
@@ -506,8 +518,8 @@ func (s *server) reconcile(ctx context.Context, id string) {
 	if !enabled {
 		why = "from the desired state recorded by nswire attach"
 	}
-	s.record(Event{Action: ActWired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
 	s.ensureDesired(r, enabled)
+	s.record(Event{Action: ActWired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
 }
 
 // matches reports whether a container carries the labels of Config.Labels.

@@ -122,7 +122,8 @@ func labelNames() []string {
 }
 
 // blame names the labels an attach error is about: those whose attach flag
-// (--ip …) or value the message mentions; all given labels when none is.
+// (--ip …) or value the message mentions; else all given labels; else
+// nswire.enable (the error is about wiring the container at all).
 func blame(labels map[string]string, err error) string {
 	msg := err.Error()
 	var hit, all []string
@@ -141,8 +142,8 @@ func blame(labels map[string]string, err error) string {
 	if len(hit) == 0 {
 		hit = all
 	}
-	if len(hit) == 0 {
-		return "labels (defaults)"
+	if len(hit) == 0 { // not about a value: about wiring it at all
+		return fmt.Sprintf("label %s=%q", LabelEnable, labels[LabelEnable])
 	}
 	if len(hit) == 1 {
 		return "label " + hit[0]

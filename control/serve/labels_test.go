@@ -77,7 +77,7 @@ func TestBlame(t *testing.T) {
 	if got != `label nswire.bridge="nosuchbr"` {
 		t.Errorf("blame = %s", got)
 	}
-	if got := blame(map[string]string{"nswire.enable": "true"}, errors.New("x")); got != "labels (defaults)" {
+	if got := blame(map[string]string{"nswire.enable": "true"}, errors.New("x")); got != `label nswire.enable="true"` {
 		t.Errorf("blame = %s", got)
 	}
 }

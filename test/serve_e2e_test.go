@@ -452,6 +452,26 @@ func TestServeBadLabels(t *testing.T) {
 	if r, _ := (control.Store{Dir: e.stateDir}).Get(usedID); r != nil {
 		t.Errorf("%s was wired with a used address: %+v", usedName, r)
 	}
+	// A labelled container that Docker wires itself (not --network=none)
+	// is left alone, with the reason.
+	brName := testenv.ContainerName("srv-bridged")
+	br, err := cli.ContainerCreate(context.Background(), &container.Config{Image: testenv.ImageName(), Cmd: []string{"sleep", "300"},
+		Labels: map[string]string{testenv.ContainerLabel: t.Name(), serveLabel: token, "nswire.enable": "true"}},
+		&container.HostConfig{NetworkMode: "bridge"}, &network.NetworkingConfig{}, nil, brName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.ContainerRemove(context.Background(), br.ID, container.RemoveOptions{Force: true}) })
+	if err := cli.ContainerStart(context.Background(), br.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitEvent(t, e, brName, serve.ActUnwired)
+	t.Logf("reason: %s", ev.Reason)
+	for _, w := range []string{brName, `nswire.enable="true"`, "not --network=none"} {
+		if !strings.Contains(ev.Reason, w) {
+			t.Errorf("reason %q does not name %q", ev.Reason, w)
+		}
+	}
 	ls := e.ok("ls")
 	for i, b := range bad {
 		if !strings.Contains(ls, badNames[i]) || !strings.Contains(ls, b.label) {

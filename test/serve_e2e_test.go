@@ -775,3 +775,42 @@ func TestServeCollectsRemovedWhileDown(t *testing.T) {
 		t.Fatalf("link pins of the removed container left: %v", err)
 	}
 }
+
+// TestServeFastpathAfterRestart: two containers in mode fastpath; after one
+// restarts, serve's rewire points the fast path at its new veth: a burst
+// between them is fast-pathed in full again, and counted once.
+func TestServeFastpathAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	token := newToken()
+	startServe(t, e, token, 30*time.Second)
+	aID, _ := runLabelled(t, cli, token, "srv-fpa", enable("nswire.mode", "fastpath"), "sleep", "300")
+	bID, _ := runLabelled(t, cli, token, "srv-fpb", enable("nswire.mode", "fastpath"), "sleep", "300")
+	a, _ := waitWired(t, e, cli, aID)
+	b, _ := waitWired(t, e, cli, bID)
+	const n, size = 100, 200
+	send := func(bPID int) {
+		inA := udpSocketIn(t, containerNS(t, a.PID), a.IP().String()+":0")
+		inB := udpSocketIn(t, containerNS(t, bPID), b.IP().String()+":9000")
+		warmARP(t, inA, inB)
+		before := e.stats(aID).Fastpathed
+		rxB := e.stats(bID).RXByProto["ipv4/udp"]
+		burst(t, inA, inB, n, size)
+		after := e.stats(aID).Fastpathed
+		if got := after.Packets - before.Packets; got != n {
+			t.Fatalf("fast-pathed %d of %d datagrams from A to B", got, n)
+		}
+		if got := e.stats(bID).RXByProto["ipv4/udp"].Packets - rxB.Packets; got != n {
+			t.Fatalf("B counted %d of %d datagrams", got, n)
+		}
+	}
+	send(b.PID)
+	if err := cli.ContainerRestart(context.Background(), bID, container.StopOptions{Timeout: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := waitWired(t, e, cli, bID)
+	if b2.Address != b.Address || b2.Slot != b.Slot || b2.Mode != "fastpath" {
+		t.Fatalf("B rewired as %+v, was %+v", b2, b)
+	}
+	send(b2.PID)
+}

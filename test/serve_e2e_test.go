@@ -297,7 +297,9 @@ func TestServeLabelsRestartCounters(t *testing.T) {
 		return
 	}
 	want := control.Flow{Packets: n, Bytes: n * frame}
-	sub := func(a, b control.Flow) control.Flow { return control.Flow{Packets: b.Packets - a.Packets, Bytes: b.Bytes - a.Bytes} }
+	sub := func(a, b control.Flow) control.Flow {
+		return control.Flow{Packets: b.Packets - a.Packets, Bytes: b.Bytes - a.Bytes}
+	}
 	rxA0, txA0, rxA1, txA1 := phase(rec.PID)
 	if sub(rxA0, rxA1) != want || sub(txA0, txA1) != want {
 		t.Fatalf("before restart: rx %+v tx %+v, want %+v each", sub(rxA0, rxA1), sub(txA0, txA1), want)

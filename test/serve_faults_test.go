@@ -138,7 +138,9 @@ func waitEventReason(t *testing.T, e *env, action, want string) {
 	t.Fatalf("no %q event with %q after 60s: %+v", action, want, eventsOf(t, e))
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0))
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

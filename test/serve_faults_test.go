@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,25 +131,12 @@ func waitEventReason(t *testing.T, e *env, action, want string) {
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		evs := eventsOf(t, e)
 		for i := len(evs) - 1; i >= 0; i-- {
-			if evs[i].Action == action && contains(evs[i].Reason, want) {
+			if evs[i].Action == action && strings.Contains(evs[i].Reason, want) {
 				return
 			}
 		}
 	}
 	t.Fatalf("no %q event with %q after 60s: %+v", action, want, eventsOf(t, e))
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0))
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // TestServeRestartLoop: a labelled container with --restart=always whose

@@ -67,7 +67,7 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
 			}
 			if !dryRun {
-				if err := m.rememberDesired(existing); err != nil {
+				if err := m.rememberDesired(existing, req.IP == ""); err != nil {
 					return nil, err
 				}
 			}
@@ -117,7 +117,7 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
 	}
-	if err := m.rememberDesired(rec); err != nil {
+	if err := m.rememberDesired(rec, req.IP == ""); err != nil {
 		return nil, fmt.Errorf("attached %s, but %w", t.Name, err)
 	}
 	return &AttachResult{Record: rec}, nil

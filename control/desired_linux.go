@@ -21,19 +21,21 @@ func (m *Manager) Desired() *state.DesiredStore {
 // rememberDesired records an attached container in the desired state (when
 // the manager keeps one), so that `nswire serve` wires it again after a
 // restart or a reboot with the same settings. An entry that serve made from
-// the container's labels stays a label entry.
-func (m *Manager) rememberDesired(rec *Record) error {
+// the container's labels stays a label entry. chosen says nswire chose the
+// address (no --ip): serve may then move the container to another address
+// should a foreign host take it while the container is stopped.
+func (m *Manager) rememberDesired(rec *Record, chosen bool) error {
 	ds := m.Desired()
 	if ds == nil || rec.Kind != "docker" || rec.Observed {
 		return nil
 	}
 	src := state.SourceAttach
 	if old, err := ds.Get(rec.ID); err == nil && old != nil && old.Source == state.SourceLabel {
-		src = state.SourceLabel
+		src, chosen = state.SourceLabel, old.Chosen
 	}
 	return ds.Put(&state.Desired{
 		ID: rec.ID, Name: rec.Name, Source: src, Bridge: rec.Bridge, IfName: rec.IfName,
-		Address: rec.Address, Gateway: rec.Gateway, MAC: rec.MAC, MTU: rec.MTU, Mode: rec.Mode,
+		Address: rec.Address, Chosen: chosen, Gateway: rec.Gateway, MAC: rec.MAC, MTU: rec.MTU, Mode: rec.Mode,
 	})
 }
 

@@ -5,12 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/nswire/nswire/netops"
 )
 
 // ErrNotAttached is returned by Rewire for a target that has no record.
 var ErrNotAttached = errors.New("not attached")
+
+// ErrAddressTaken is returned by Rewire when another host answers ARP for
+// the container's address and RewireOptions.MoveIfTaken is not set.
+var ErrAddressTaken = errors.New("address taken")
+
+// RewireOptions tune Rewire.
+type RewireOptions struct {
+	// MoveIfTaken lets Rewire give the container another free address
+	// when a foreign host took its own while it was stopped (for an
+	// address nswire chose itself); MAC, mode and counter slot stay.
+	MoveIfTaken bool
+}
 
 // Rewire wires an attached container again after it started with a new
 // network namespace (a docker restart, stop and start, a restart policy):
@@ -23,8 +36,10 @@ var ErrNotAttached = errors.New("not attached")
 // until the new one replaces it, so the address and slot stay reserved even
 // if the rewire fails or is killed (the next Rewire finishes it). A container
 // whose wiring is live is left alone (Unchanged). Returns an error wrapping
-// ErrNotAttached when id has no record.
-func (m *Manager) Rewire(ctx context.Context, id string) (*AttachResult, error) {
+// ErrNotAttached when id has no record, and one wrapping ErrAddressTaken when
+// a foreign host answers for its address (see RewireOptions.MoveIfTaken).
+func (m *Manager) Rewire(ctx context.Context, id string, opts RewireOptions) (*AttachResult, error) {
+	phase := time.Now()
 	lock, err := AcquireLock(m.cfg.StateDir, "lock", lockTimeout)
 	if err != nil {
 		return nil, err
@@ -40,11 +55,13 @@ func (m *Manager) Rewire(ctx context.Context, id string) (*AttachResult, error) 
 	if old.Observed || old.Kind != "docker" {
 		return nil, fmt.Errorf("rewire %s: only containers nswire wired can be wired again", old.DisplayName())
 	}
+	m.logPhase("lock", &phase)
 	t, err := m.Resolve(ctx, TargetSpec{Container: old.ID})
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
+	m.logPhase("resolve", &phase)
 	if old.NetnsInode == t.Inode && m.hostLinkMatches(old) {
 		return &AttachResult{Record: old, Unchanged: true}, nil
 	}
@@ -56,31 +73,35 @@ func (m *Manager) Rewire(ctx context.Context, id string) (*AttachResult, error) 
 		}
 	}
 
-	// Clear the stale wiring, keeping the slot's counters: the endpoint
-	// entry of the old ifindex, the link pins, the old veth.
-	if old.AttachMode == "tcx" || old.AttachMode == "tc" {
-		if err := m.dp.detach(old); err != nil {
-			return nil, fmt.Errorf("rewire %s: clear the old datapath: %w", old.DisplayName(), err)
-		}
-	}
+	// Clear the stale wiring, keeping the slot's counters: the old veth,
+	// if the kernel has not yet removed it with the old namespace (deleted
+	// first: its programs go with it, which costs less than detaching them
+	// one by one), then the link pins and the endpoint entry of its ifindex.
+	leftIdx := 0
 	if l, err := m.host.LinkByName(old.HostIf); err == nil {
 		if l.Attrs().Alias != m.vethTag() {
 			return nil, fmt.Errorf("rewire %s: host interface %s exists and is not this nswire's", old.DisplayName(), old.HostIf)
 		}
-		if old.AttachMode == "tcx" || old.AttachMode == "tc" {
-			left := *old
-			left.HostIfindex = l.Attrs().Index
-			if err := m.dp.detach(&left); err != nil {
-				return nil, fmt.Errorf("rewire %s: clear the datapath of the old %s: %w", old.DisplayName(), old.HostIf, err)
-			}
-		}
+		leftIdx = l.Attrs().Index
 		if err := netops.DeleteLink(m.host, old.HostIf); err != nil {
 			return nil, fmt.Errorf("rewire %s: %w", old.DisplayName(), err)
 		}
 	} else if !netops.IsNotFound(err) {
 		return nil, fmt.Errorf("rewire %s: look for the old %s: %w", old.DisplayName(), old.HostIf, err)
 	}
-
+	if old.AttachMode == "tcx" || old.AttachMode == "tc" {
+		if err := m.dp.detach(old); err != nil {
+			return nil, fmt.Errorf("rewire %s: clear the old datapath: %w", old.DisplayName(), err)
+		}
+		if leftIdx != 0 && leftIdx != old.HostIfindex { // an interrupted rewire's
+			left := *old
+			left.HostIfindex = leftIdx
+			if err := m.dp.detach(&left); err != nil {
+				return nil, fmt.Errorf("rewire %s: clear the datapath of the old %s: %w", old.DisplayName(), old.HostIf, err)
+			}
+		}
+	}
+	m.logPhase("clear stale wiring", &phase)
 	rec := *old
 	rec.Name, rec.PID, rec.NetnsPath, rec.NetnsInode = t.Name, t.PID, t.NetnsPath, t.Inode
 	if ip, mac := rec.IP(), mustMAC(rec.MAC); ip != nil && mac != nil {
@@ -95,16 +116,38 @@ func (m *Manager) Rewire(ctx context.Context, id string) (*AttachResult, error) 
 	}
 	defer probe.Close()
 	settle := func() error {
-		holder, err := probe.Conflict()
-		probe.Close()
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", rec.IP(), err)
+		for try := 1; ; try++ {
+			holder, err := probe.Conflict()
+			probe.Close()
+			if err != nil {
+				return fmt.Errorf("probe %s: %w", rec.IP(), err)
+			}
+			if holder == nil {
+				return nil
+			}
+			who := fmt.Sprintf("a host with MAC %s that answered ARP for it on %s", holder, rec.Bridge)
+			if !opts.MoveIfTaken {
+				return fmt.Errorf("%s is now in use by %s: %w; `nswire detach %s` and attach it with another address", rec.IP(), who, ErrAddressTaken, rec.DisplayName())
+			}
+			if try == maxProbeTries {
+				return fmt.Errorf("the %d addresses nswire chose on %s are all in use by hosts it did not know of (the last: %s, by %s)", try, rec.Bridge, rec.IP(), who)
+			}
+			if m.conflicts == nil {
+				m.conflicts = map[string]string{}
+			}
+			m.conflicts[rec.IP().String()] = who
+			next, err := m.plan(ctx, t, AttachRequest{Target: TargetSpec{Container: rec.ID}, Bridge: rec.Bridge, IfName: rec.IfName,
+				Gateway: rec.Gateway, MTU: rec.MTU, Mode: rec.Mode, AttachMode: "auto", Force: true})
+			if err != nil {
+				return err
+			}
+			rec.Address = next.Address
+			if probe, err = m.startAddrProbe(&rec); err != nil {
+				return err
+			}
 		}
-		if holder != nil {
-			return fmt.Errorf("%s is now in use by a host with MAC %s on %s: `nswire detach %s` and attach it with another address", rec.IP(), holder, rec.Bridge, rec.DisplayName())
-		}
-		return nil
 	}
+	m.logPhase("probe start", &phase)
 	steps, release := m.attachSteps(t, &rec, settle)
 	defer release()
 	for i := range steps {

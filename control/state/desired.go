@@ -33,13 +33,16 @@ const (
 // Desired is one container that should be wired, with its settings. Empty
 // fields take attach's defaults.
 type Desired struct {
-	Version int       `json:"version"`
-	ID      string    `json:"id"` // full Docker container ID
-	Name    string    `json:"name,omitempty"`
-	Source  string    `json:"source"` // attach or label
-	Bridge  string    `json:"bridge,omitempty"`
-	IfName  string    `json:"ifName,omitempty"`
-	Address string    `json:"address,omitempty"` // CIDR, the one in use (chosen or given)
+	Version int    `json:"version"`
+	ID      string `json:"id"` // full Docker container ID
+	Name    string `json:"name,omitempty"`
+	Source  string `json:"source"` // attach or label
+	Bridge  string `json:"bridge,omitempty"`
+	IfName  string `json:"ifName,omitempty"`
+	Address string `json:"address,omitempty"` // CIDR, the one in use (chosen or given)
+	// Chosen is true when nswire chose the address (none was given): it
+	// may move the container to another one if a foreign host takes it.
+	Chosen  bool      `json:"chosen,omitempty"`
 	Gateway string    `json:"gateway,omitempty"`
 	MAC     string    `json:"mac,omitempty"`
 	MTU     int       `json:"mtu,omitempty"`

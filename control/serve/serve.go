@@ -68,6 +68,8 @@ type server struct {
 	q       *queue
 	events  *eventLog
 
+	retries map[string]int // failures in a row, per container (worker only)
+
 	stMu     sync.Mutex
 	status   Status
 	engineOK bool
@@ -110,7 +112,7 @@ func Run(ctx context.Context, m *control.Manager, cfg Config) error {
 	}
 	defer el.close()
 	s := &server{
-		cfg: cfg, m: m, cli: cli, desired: ds, dir: dir, log: cfg.Logger, q: newQueue(), events: el,
+		cfg: cfg, m: m, cli: cli, desired: ds, dir: dir, log: cfg.Logger, q: newQueue(), events: el, retries: map[string]int{},
 		status: Status{PID: os.Getpid(), Started: time.Now().UTC(), Containers: map[string]*ContainerStatus{}},
 	}
 	s.saveStatus()
@@ -334,8 +336,30 @@ func (s *server) worker(ctx context.Context, synced <-chan struct{}) {
 			}
 			continue
 		}
-		s.reconcile(ctx, id)
+		if s.reconcile(ctx, id) {
+			s.retryLater(ctx, id)
+		} else {
+			delete(s.retries, id)
+		}
 	}
+}
+
+// retryLater queues id again after a delay that doubles with each failure
+// in a row (0.25 s up to the resync period), so a failure that the machine
+// may mend (a container that stopped mid-wiring, an address freed, the
+// engine back) is retried soon, without spinning.
+func (s *server) retryLater(ctx context.Context, id string) {
+	n := s.retries[id]
+	s.retries[id] = n + 1
+	d := 250 * time.Millisecond << min(n, 10)
+	if d > s.cfg.Resync {
+		d = s.cfg.Resync
+	}
+	time.AfterFunc(d, func() {
+		if ctx.Err() == nil {
+			s.q.add(id)
+		}
+	})
 }
 
 // setStatus records the state of a container and reports whether it
@@ -382,7 +406,7 @@ func (s *server) setEngine(ok bool, why string) {
 
 // reconcile brings one container to what its labels and desired state ask,
 // from a fresh inspect.
-func (s *server) reconcile(ctx context.Context, id string) {
+func (s *server) reconcile(ctx context.Context, id string) (retry bool) {
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	ci, err := s.cli.ContainerInspect(ictx, id)
 	cancel()
@@ -391,30 +415,29 @@ func (s *server) reconcile(ctx context.Context, id string) {
 		if ctx.Err() == nil {
 			s.log.Warn("inspect", "id", short(id), "err", err)
 		}
-		return // the engine is in trouble: the next resync retries
+		return true // the engine is in trouble
 	}
 	if !gone && !s.matches(ci.Config) {
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, err := s.m.Store().Get(id)
 	if err != nil {
 		s.record(Event{Action: ActError, ID: id, Reason: err.Error()})
-		return
+		return true
 	}
 	des, err := s.desired.Get(id)
 	if err != nil {
 		s.record(Event{Action: ActError, ID: id, Reason: err.Error()})
-		return
+		return true
 	}
 	if gone {
 		if rec == nil && des == nil {
 			s.setStatus(id, "", "", "")
-			return
+			return false
 		}
-		s.collect(ctx, id, rec, des)
-		return
+		return s.collect(ctx, id, rec, des)
 	}
 	name := strings.TrimPrefix(ci.Name, "/")
 	var labels map[string]string
@@ -427,42 +450,48 @@ func (s *server) reconcile(ctx context.Context, id string) {
 		if s.setStatus(id, name, StateUnwired, reason) {
 			s.record(Event{Action: ActUnwired, Container: name, ID: id, Reason: reason})
 		}
-		return
+		return false
 	}
 	if !enabled && des == nil {
 		s.setStatus(id, "", "", "")
-		return // not nswire's to manage
+		return false // not nswire's to manage
 	}
+	// chosen: nswire chose its address (no nswire.ip, no attach --ip), so
+	// it may move it should a foreign host take it.
+	chosen := enabled && labels[LabelIP] == "" || !enabled && des != nil && des.Chosen
 	running := ci.State != nil && ci.State.Running && ci.State.Pid > 0
 	if !running {
 		if s.setStatus(id, name, StateWaiting, "") {
 			s.record(Event{Action: ActWaiting, Container: name, ID: id, Reason: "the container is not running: it is wired again when it starts"})
 		}
-		return
+		return false
 	}
 	start := time.Now()
 	if rec != nil {
 		if why := s.m.Staleness(rec); why == "" {
-			s.ensureDesired(rec, enabled)
+			s.ensureDesired(rec, enabled, chosen)
 			if s.setStatus(id, name, StateWired, "") {
 				s.record(Event{Action: ActAdopted, Container: name, ID: id, Address: rec.Address, MAC: rec.MAC, Mode: rec.Mode, Reason: "already wired as its record says"})
 			}
-			return
+			return false
 		}
-		res, err := s.m.Rewire(ctx, id)
+		res, err := s.m.Rewire(ctx, id, control.RewireOptions{MoveIfTaken: chosen})
 		if err != nil {
 			reason := fmt.Sprintf("container %s: %v", name, err)
 			if s.setStatus(id, name, StateUnwired, reason) {
 				s.record(Event{Action: ActError, Container: name, ID: id, Reason: reason})
 			}
-			return
+			return true
 		}
 		s.setStatus(id, name, StateWired, "")
 		r := res.Record
-		s.ensureDesired(r, enabled)
-		s.record(Event{Action: ActRewired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(),
-			Reason: fmt.Sprintf("started with a new network namespace; same address, MAC, mode and counter slot %d", r.Slot)})
-		return
+		s.ensureDesired(r, enabled, chosen)
+		why := fmt.Sprintf("started with a new network namespace; same address, MAC, mode and counter slot %d", r.Slot)
+		if r.Address != rec.Address {
+			why = fmt.Sprintf("started with a new network namespace; its address %s was taken by another host meanwhile, so it moved to %s (nswire had chosen it); same MAC, mode and counter slot %d", rec.Address, r.Address, r.Slot)
+		}
+		s.record(Event{Action: ActRewired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
+		return false
 	}
 	// No record: wire it, with the address and MAC it had, if any.
 	if !enabled {
@@ -485,19 +514,19 @@ func (s *server) reconcile(ctx context.Context, id string) {
 	if enabled && (des == nil || des.Source != state.SourceLabel) {
 		// Mark it a label entry first, so the attach's own record of it
 		// (control.Config.DesiredDir) stays one.
-		d := &state.Desired{ID: ci.ID, Name: name, Source: state.SourceLabel, Bridge: req.Bridge, IfName: req.IfName, Mode: req.Mode}
+		d := &state.Desired{ID: ci.ID, Name: name, Source: state.SourceLabel, Bridge: req.Bridge, IfName: req.IfName, Mode: req.Mode, Chosen: chosen}
 		if des != nil {
 			d.Address, d.MAC = des.Address, des.MAC
 		}
 		if err := s.desired.Put(d); err != nil {
 			s.record(Event{Action: ActError, Container: name, ID: id, Reason: err.Error()})
-			return
+			return true
 		}
 	}
 	res, err := s.m.Attach(ctx, req, false)
-	if err != nil && remembered != "" && enabled && labels[LabelIP] == "" {
-		// The address it had is taken now: a label container without
-		// nswire.ip takes a free one.
+	if err != nil && remembered != "" && chosen {
+		// The address it had (nswire chose it) is taken now: take a free
+		// one.
 		s.log.Info("remembered address unavailable", "container", name, "address", remembered, "err", err)
 		req.IP = ""
 		res, err = s.m.Attach(ctx, req, false)
@@ -510,7 +539,7 @@ func (s *server) reconcile(ctx context.Context, id string) {
 		if s.setStatus(id, name, StateUnwired, reason) {
 			s.record(Event{Action: ActUnwired, Container: name, ID: id, Reason: reason})
 		}
-		return
+		return true // the machine may change: a used address freed, a bridge made
 	}
 	s.setStatus(id, name, StateWired, "")
 	r := res.Record
@@ -518,8 +547,9 @@ func (s *server) reconcile(ctx context.Context, id string) {
 	if !enabled {
 		why = "from the desired state recorded by nswire attach"
 	}
-	s.ensureDesired(r, enabled)
+	s.ensureDesired(r, enabled, chosen || req.IP == "")
 	s.record(Event{Action: ActWired, Container: name, ID: id, Address: r.Address, MAC: r.MAC, Mode: r.Mode, Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
+	return false
 }
 
 // matches reports whether a container carries the labels of Config.Labels.
@@ -534,16 +564,16 @@ func (s *server) matches(c *container.Config) bool {
 
 // ensureDesired records what the container is wired with, so that it gets
 // the same address and MAC after a restart, a crash or a reboot.
-func (s *server) ensureDesired(r *control.Record, fromLabels bool) {
+func (s *server) ensureDesired(r *control.Record, fromLabels, chosen bool) {
 	old, _ := s.desired.Get(r.ID)
 	src := state.SourceAttach
 	if fromLabels {
 		src = state.SourceLabel
 	}
-	if old != nil && old.Source == src && old.Address == r.Address && old.MAC == r.MAC && old.Mode == r.Mode && old.Name == r.Name {
+	if old != nil && old.Source == src && old.Address == r.Address && old.MAC == r.MAC && old.Mode == r.Mode && old.Name == r.Name && old.Chosen == chosen {
 		return
 	}
-	d := &state.Desired{ID: r.ID, Name: r.Name, Source: src, Bridge: r.Bridge, IfName: r.IfName, Address: r.Address,
+	d := &state.Desired{ID: r.ID, Name: r.Name, Source: src, Bridge: r.Bridge, IfName: r.IfName, Address: r.Address, Chosen: chosen,
 		Gateway: r.Gateway, MAC: r.MAC, MTU: r.MTU, Mode: r.Mode}
 	if err := s.desired.Put(d); err != nil {
 		s.record(Event{Action: ActError, Container: r.Name, ID: r.ID, Reason: err.Error()})
@@ -551,7 +581,7 @@ func (s *server) ensureDesired(r *control.Record, fromLabels bool) {
 }
 
 // collect detaches a removed container fully and forgets it.
-func (s *server) collect(ctx context.Context, id string, rec *control.Record, des *state.Desired) {
+func (s *server) collect(ctx context.Context, id string, rec *control.Record, des *state.Desired) (retry bool) {
 	name, reason := short(id), "the container was removed"
 	if des != nil && des.Name != "" {
 		name = des.Name
@@ -560,16 +590,17 @@ func (s *server) collect(ctx context.Context, id string, rec *control.Record, de
 		name = rec.DisplayName()
 		if _, err := s.m.Detach(ctx, id); err != nil {
 			s.record(Event{Action: ActError, Container: name, ID: id, Reason: fmt.Sprintf("detach removed container %s: %v", name, err)})
-			return
+			return true
 		}
 		reason += "; freed " + rec.Address
 	}
 	if err := s.desired.Delete(id); err != nil {
 		s.record(Event{Action: ActError, Container: name, ID: id, Reason: err.Error()})
-		return
+		return true
 	}
 	s.setStatus(id, "", "", "")
 	s.record(Event{Action: ActDetached, Container: name, ID: id, Reason: reason})
+	return false
 }
 
 // mux serves /metrics (the counters of every attached container) and

@@ -816,3 +816,58 @@ func TestServeFastpathAfterRestart(t *testing.T) {
 	}
 	send(b2.PID)
 }
+
+// TestServeAddressTakenWhileStopped: while two containers are stopped,
+// foreign hosts take their addresses. The one whose address nswire chose
+// moves to a free one (same MAC and counter slot); the one with nswire.ip
+// stays unwired with the reason, and is wired with its address as soon as
+// the address is free again (serve retries with backoff, no event needed).
+func TestServeAddressTakenWhileStopped(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	br := testBridge(t, "nswtbrsrv", "10.231.19.1/24")
+	token := newToken()
+	startServe(t, e, token, 30*time.Second)
+	aID, aName := runLabelled(t, cli, token, "srv-chosen", enable("nswire.bridge", br.Name), "sleep", "300")
+	bID, bName := runLabelled(t, cli, token, "srv-given", enable("nswire.bridge", br.Name, "nswire.ip", "10.231.19.100/24"), "sleep", "300")
+	a, _ := waitWired(t, e, cli, aID)
+	b, _ := waitWired(t, e, cli, bID)
+	ctx := context.Background()
+	for _, id := range []string{aID, bID} {
+		if err := cli.ContainerStop(ctx, id, container.StopOptions{Timeout: new(int)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	squatter(t, br.Name, "nswsqa", a.Address)
+	squatter(t, br.Name, "nswsqb", b.Address)
+	for _, id := range []string{aID, bID} {
+		if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a2, _ := waitWired(t, e, cli, aID)
+	if a2.Address == a.Address || a2.MAC != a.MAC || a2.Slot != a.Slot {
+		t.Fatalf("%s rewired as %s mac %s slot %d; was %s mac %s slot %d: want another address, the same MAC and slot", aName, a2.Address, a2.MAC, a2.Slot, a.Address, a.MAC, a.Slot)
+	}
+	if ev := eventsOfAction(eventsOf(t, e), aName, serve.ActRewired); len(ev) != 1 || !strings.Contains(ev[0].Reason, "taken by another host") {
+		t.Fatalf("rewired events of %s: %+v", aName, ev)
+	}
+	ev := waitEvent(t, e, bName, serve.ActError)
+	t.Logf("reason: %s", ev.Reason)
+	if !strings.Contains(ev.Reason, "10.231.19.100 is now in use") {
+		t.Fatalf("reason %q does not say the address is in use", ev.Reason)
+	}
+	// The host goes, and so does the bridge's memory of it.
+	netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "nswsqb"}})
+	if neighs, err := netlink.NeighList(br.Index, netlink.FAMILY_V4); err == nil {
+		for _, n := range neighs {
+			if n.IP.String() == "10.231.19.100" {
+				netlink.NeighDel(&n)
+			}
+		}
+	}
+	b2, _ := waitWired(t, e, cli, bID)
+	if b2.Address != b.Address || b2.MAC != b.MAC || b2.Slot != b.Slot {
+		t.Fatalf("%s wired as %+v, was %+v", bName, b2, b)
+	}
+}

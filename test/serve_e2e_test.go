@@ -871,3 +871,27 @@ func TestServeAddressTakenWhileStopped(t *testing.T) {
 		t.Fatalf("%s wired as %+v, was %+v", bName, b2, b)
 	}
 }
+
+// TestServeDetachBesideServe: `nswire detach` while serve runs removes the
+// container from the desired state, so serve does not wire it again after a
+// restart (an unlabelled container attached by hand).
+func TestServeDetachBesideServe(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	token := newToken()
+	startServe(t, e, token, 30*time.Second)
+	id, _ := runLabelled(t, cli, token, "srv-handmade", nil, "sleep", "300")
+	waitPID(t, cli, id)
+	e.attachJSON(id)
+	e.ok("detach", id)
+	if err := cli.ContainerRestart(context.Background(), id, container.StopOptions{Timeout: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	// Events are handled in order, one at a time: once a container started
+	// after the restart is wired, the restart has been handled.
+	sentinel, _ := runLabelled(t, cli, token, "srv-sentinel", enable(), "sleep", "300")
+	waitWired(t, e, cli, sentinel)
+	if r, _ := (control.Store{Dir: e.stateDir}).Get(id); r != nil {
+		t.Fatalf("serve wired a detached container again: %+v", r)
+	}
+}

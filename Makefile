@@ -5,10 +5,13 @@ CLANG ?= clang
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/nswire
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
 # Test flags: -p 1 because the privileged tests share the host's bridge and bpffs.
 TESTFLAGS ?= -v -count=1 -p 1 -timeout 60m
 
-.PHONY: help deps build test unit demo generate generate-check bench-attach bench-cni bench-start bench-stats bench-bpf bench clean
+.PHONY: help deps build install test unit demo generate generate-check bench-attach bench-cni bench-start bench-stats bench-bpf bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -19,6 +22,13 @@ deps: ## install and start what nswire and its tests need (apt packages, dockerd
 build: ## build bin/nswire and the CNI plugin bin/nswire-cni, static (no clang needed: the eBPF objects are committed)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nswire
 	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o bin/nswire-cni ./cmd/nswire-cni
+
+install: build ## install bin/nswire as $(PREFIX)/bin/nswire and the systemd unit (then: systemctl daemon-reload && systemctl enable --now nswire)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nswire
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/nswire|$(PREFIX)/bin/nswire|' dist/nswire.service > $(DESTDIR)$(UNITDIR)/nswire.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/nswire.service
+	@if command -v systemctl >/dev/null && [ -d /run/systemd/system ] && [ -z "$(DESTDIR)" ]; then systemctl daemon-reload; fi
 
 test: deps ## set up, then run every test (unit, BPF, privileged, end-to-end)
 	CI=$${CI:-true} $(GO) test $(TESTFLAGS) ./...

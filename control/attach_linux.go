@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nswire/nswire/control/datapath"
-	"github.com/nswire/nswire/control/state"
-
 	"github.com/vishvananda/netlink"
 
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -41,7 +40,8 @@ const maxSlots = 4096
 
 // Attach wires the target into the bridge as req says. It holds the state
 // lock for the whole operation. On failure every step done is undone. With
-// dryRun it only returns the plan.
+// dryRun it only returns the plan. A wired container is recorded in the
+// desired state (Config.DesiredDir), so serve keeps it wired.
 func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
 	req = req.withDefaults()
 	lock, err := m.lock()
@@ -86,7 +86,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 			if diff := differences(existing, req); diff != "" {
 				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
 			}
-			return m.attachedAgain(t, existing, dryRun)
+			res, err := m.attachedAgain(t, existing, dryRun)
+			if err == nil && !dryRun {
+				if err := m.rememberDesired(res.Record, !req.IP.IsSet()); err != nil {
+					return nil, err
+				}
+			}
+			return res, err
 		}
 		// The record describes a namespace or veth that is gone (the
 		// container restarted): clear it and wire afresh.
@@ -131,6 +137,9 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	}
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
+	}
+	if err := m.rememberDesired(rec, !req.IP.IsSet()); err != nil {
+		return nil, fmt.Errorf("attached %s, but %w", t.Name, err)
 	}
 	return &AttachResult{Record: rec}, nil
 }

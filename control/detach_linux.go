@@ -17,7 +17,15 @@ type DetachResult struct {
 // Detach undoes an attach: programs, map entries, pins, the veth pair (and
 // with it the address and route inside the container) and the record. A
 // target that is unknown, already detached or dead is success.
-func (m *Manager) Detach(ctx context.Context, ref string) (*DetachResult, error) {
+//
+// The target leaves the desired state too (Config.DesiredDir), so serve no
+// longer wires it.
+func (m *Manager) Detach(ctx context.Context, ref string) (res *DetachResult, err error) {
+	defer func() {
+		if err == nil {
+			err = m.forgetDesired(ref, res)
+		}
+	}()
 	lock, rec, err := m.lockedRecord(ctx, ref)
 	if err != nil {
 		return nil, err

@@ -10,12 +10,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nswire/nswire/control/state"
-
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/bpf"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -100,7 +99,9 @@ func (m *Manager) Staleness(rec *state.Record) string {
 // no recorded interface. It touches only what nswire creates: veths named
 // nsw+8 hex digits whose peer is in another namespace, files in the state
 // directory and pins under the pin directory. Corrupt records are reported
-// and kept, and so is the veth their file name stands for.
+// and kept, and so is the veth their file name stands for. The record of a
+// stopped container that a running serve wires again when it starts is
+// kept too (its address and counter slot stay reserved).
 func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	lock, err := m.lock()
 	if err != nil {
@@ -108,7 +109,7 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	}
 	defer lock.Release()
 	g := &gcRun{
-		m: m, rep: &GCReport{DryRun: dryRun, Items: []GCItem{}},
+		m: m, ctx: ctx, rep: &GCReport{DryRun: dryRun, Items: []GCItem{}},
 		covered: map[string]bool{}, coveredIdx: map[uint32]bool{}, owned: map[string]bool{}, ownedIdx: map[uint32]bool{},
 	}
 	for _, phase := range []func() error{g.tombstones, g.records, g.veths, g.linkPins, g.mapEntries, g.programs} {
@@ -124,6 +125,7 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 // run does), so that later phases leave those alone.
 type gcRun struct {
 	m          *Manager
+	ctx        context.Context
 	rep        *GCReport
 	covered    map[string]bool // host interfaces whose teardown gc runs
 	coveredIdx map[uint32]bool // and their ifindexes
@@ -173,7 +175,7 @@ func (g *gcRun) records() error {
 		return err
 	}
 	for _, r := range recs {
-		if why := g.m.Staleness(r); why != "" {
+		if why := g.m.Staleness(r); why != "" && !g.m.waitingForServe(g.ctx, r) {
 			if !r.Observed {
 				why += "; frees " + r.Address.String()
 			}

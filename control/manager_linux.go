@@ -6,14 +6,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/nswire/nswire/control/state"
-
 	"github.com/docker/docker/client"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/bpf"
+	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -22,6 +21,9 @@ type Config struct {
 	StateDir string    // default state.DefaultStateDir
 	PinDir   string    // default bpf pin dir
 	Verbose  io.Writer // per-step progress when non-nil
+	// DesiredDir, when set, is where attach records the containers to keep
+	// wired and detach removes them (state.DesiredStore); "" records nothing.
+	DesiredDir string
 	// DockerTimeout bounds each call to the Docker engine (default
 	// DefaultDockerTimeout): a hung engine is an error naming its address,
 	// never a hang.

@@ -29,7 +29,7 @@ IMAGE="${NSWIRE_IMAGE:-nswire-busybox:latest}"
 DOCKERD_LOG=/var/log/nswire-dockerd.log
 DOCKERD_PIDFILE=/run/nswire-dockerd.pid
 DOCKERD_WAIT="${NSWIRE_DOCKERD_WAIT:-60}"
-PACKAGES=(docker.io clang llvm bpftool iperf3 busybox-static libbpf-dev iproute2 sockperf podman containerd)
+PACKAGES=(docker.io clang llvm bpftool iperf3 busybox-static libbpf-dev iproute2 sockperf podman containerd docker-compose systemd)
 
 export DEBIAN_FRONTEND=noninteractive
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -2,13 +2,15 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/datapath"
-
-	"github.com/spf13/cobra"
+	"github.com/nswire/nswire/control/serve"
 )
 
 func newLsCmd(g *globalFlags) *cobra.Command {
@@ -24,7 +26,11 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withManager(cmd, func(m *control.Manager) error {
-				rows, err := m.List(cmd.Context(), all)
+				list, err := m.List(cmd.Context(), all)
+				if err != nil {
+					return err
+				}
+				rows, err := withStatus(m, g.stateDir, list)
 				if err != nil {
 					return err
 				}
@@ -41,14 +47,19 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 					}
 				}
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tID\tSTATE\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE")
+				fmt.Fprintln(tw, "NAME\tID\tSTATE\tPID\tHOST-IF\tIFINDEX\tIF\tADDRESS\tMAC\tBRIDGE\tMODE\tSTATUS")
 				for _, r := range rows {
+					status := orDash(r.Status)
 					switch {
 					case r.State == control.StateDamaged:
-						fmt.Fprintf(tw, "%s\t%s\tdamaged\t-\t-\t-\t-\t-\t-\t-\t-\n", r.Name, short(r.ID))
+						fmt.Fprintf(tw, "%s\t%s\tdamaged\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Name, short(r.ID), status)
 						continue
 					case r.Record == nil:
-						fmt.Fprintf(tw, "%s\t%s\tnot wired\t%d\t-\t-\t-\t-\t-\t-\t-\n", r.Name, short(r.ID), r.PID)
+						pid := "-"
+						if r.PID != 0 {
+							pid = fmt.Sprint(r.PID)
+						}
+						fmt.Fprintf(tw, "%s\t%s\tnot wired\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Name, short(r.ID), pid, status)
 						continue
 					}
 					x := r.Record
@@ -62,7 +73,7 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 					if r.State == control.StateLive {
 						pid, ifindex = fmt.Sprint(x.PID), fmt.Sprint(x.HostIfindex)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), r.State, pid, x.HostIf, ifindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), r.State, pid, x.HostIf, ifindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode, status)
 				}
 				for _, r := range rows {
 					if r.Reason != "" && r.State != control.StateLive && r.State != control.StateDamaged {
@@ -76,6 +87,66 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 	out.register(cmd)
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list running --network=none containers that are not wired")
 	return cmd
+}
+
+// lsRow is a row of ls with its status: "wired", "stopped, waiting" (its
+// container stopped; serve, or the desired state, wires it again when it
+// starts), "stale: WHY" (a record nothing will wire again), or, for a
+// container serve manages but could not wire, "unwired: REASON".
+type lsRow struct {
+	control.ListRow
+	Status string `json:"status"`
+}
+
+// withStatus adds each row's status, and a row for every container serve
+// left unwired with its reason.
+func withStatus(m *control.Manager, stateDir string, rows []control.ListRow) ([]lsRow, error) {
+	st, err := serve.ReadStatus(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []lsRow
+	seen := map[string]bool{}
+	for _, r := range rows {
+		x := lsRow{ListRow: r}
+		seen[r.ID] = true
+		switch {
+		case r.Record == nil || r.State == control.StateDamaged:
+		case r.Record.Observed:
+			x.Status = "observed"
+		case r.State == control.StateLive:
+			x.Status = serve.StateWired
+		default: // the STATE column says what happened to it
+			if ds := m.Desired(); ds != nil {
+				if d, _ := ds.Get(r.ID); d != nil {
+					x.Status = serve.StateWaiting // serve wires it again when it starts
+				}
+			}
+		}
+		if st != nil {
+			if cs := st.Containers[r.ID]; cs != nil && cs.State == serve.StateUnwired {
+				x.Status = unwiredStatus(cs)
+			}
+		}
+		out = append(out, x)
+	}
+	if st != nil {
+		var extra []lsRow
+		for id, cs := range st.Containers {
+			if !seen[id] && cs.State == serve.StateUnwired {
+				extra = append(extra, lsRow{ListRow: control.ListRow{Name: cs.Name, ID: id}, Status: unwiredStatus(cs)})
+			}
+		}
+		sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
+		out = append(out, extra...)
+	}
+	return out, nil
+}
+
+// unwiredStatus is serve's reason without what the row already says.
+func unwiredStatus(cs *serve.ContainerStatus) string {
+	r := strings.TrimPrefix(cs.Reason, "container "+cs.Name+": ")
+	return "unwired: " + strings.TrimSuffix(r, ": left unwired")
 }
 
 func short(id string) string {

@@ -5,24 +5,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/nswire/nswire/control/datapath"
-	"github.com/nswire/nswire/control/state"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 type globalFlags struct {
-	stateDir string
-	pinDir   string
-	verbose  bool
+	stateDir   string
+	pinDir     string
+	desiredDir string
+	verbose    bool
 	// dockerTimeout bounds each call to the Docker engine.
 	dockerTimeout time.Duration
 }
@@ -43,10 +44,12 @@ packets past the bridge.`,
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", state.DefaultStateDir, "directory of nswire's state records")
 	root.PersistentFlags().StringVar(&g.pinDir, "pin-dir", "", "bpffs directory of nswire's pinned programs, maps and links (default /sys/fs/bpf/nswire)")
+	root.PersistentFlags().StringVar(&g.desiredDir, "desired-dir", "", "directory of the desired state that survives a reboot (default "+state.DefaultDesiredDir+", or STATE-DIR.desired with --state-dir)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print each step as it runs, with its duration")
 	root.PersistentFlags().DurationVar(&g.dockerTimeout, "docker-timeout", control.DefaultDockerTimeout, "give up on a Docker engine that does not answer a call within this time")
 	root.PersistentFlags().MarkHidden("state-dir")
 	root.PersistentFlags().MarkHidden("pin-dir")
+	root.PersistentFlags().MarkHidden("desired-dir")
 	root.AddCommand(
 		newAttachCmd(g),
 		newDetachCmd(g),
@@ -62,6 +65,8 @@ packets past the bridge.`,
 		newMetricsCmd(g),
 		newFlowsCmd(g),
 		newDropsCmd(g),
+		newServeCmd(g),
+		newEventsCmd(g),
 		newVersionCmd(),
 	)
 	return root
@@ -74,7 +79,7 @@ func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
 	if g.dockerTimeout <= 0 {
 		return nil, fmt.Errorf("--docker-timeout %s is not a duration nswire can wait: give a positive one, e.g. 10s", g.dockerTimeout)
 	}
-	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, DockerTimeout: g.dockerTimeout}
+	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, DockerTimeout: g.dockerTimeout, DesiredDir: g.desired()}
 	if g.verbose {
 		cfg.Verbose = cmd.ErrOrStderr()
 	}
@@ -98,10 +103,23 @@ func (g *globalFlags) withManager(cmd *cobra.Command, fn func(*control.Manager) 
 // and its old name --attach-mode, hidden, to the same value.
 func registerHookFlag(cmd *cobra.Command, hook *string) {
 	f := cmd.Flags()
-	f.StringVar(hook, "hook", string(datapath.HookAuto), "how to install the programs: "+joinOr(datapath.Hooks)+" (auto: tcx, legacy tc only where tcx is unsupported)")
+	f.StringVar(hook, "hook", string(datapath.HookAuto), "how to install the programs: "+joinOr(datapath.Hooks)+" (auto: tcx where RCU grace periods are expedited, else legacy tc; see nswire doctor)")
 	f.StringVar(hook, "attach-mode", string(datapath.HookAuto), "old name of --hook")
 	f.MarkHidden("attach-mode")
 	cmd.RegisterFlagCompletionFunc("hook", oneOf(datapath.Hooks...))
+}
+
+// desired is the desired-state directory: --desired-dir; else, with a
+// --state-dir of its own (tests), STATE-DIR.desired; else the default.
+func (g *globalFlags) desired() string {
+	switch {
+	case g.desiredDir != "":
+		return g.desiredDir
+	case g.stateDir != state.DefaultStateDir:
+		// Beside the state dir, not in it: its listing stays records only.
+		return filepath.Clean(g.stateDir) + ".desired"
+	}
+	return state.DefaultDesiredDir
 }
 
 func newVersionCmd() *cobra.Command {

@@ -41,6 +41,9 @@ type EndpointSpec struct {
 	IP6         net.IP // may be nil
 	Guard       bool   // drop frames with a source MAC/IP that is not the container's
 	Slot        uint32 // < bpf.MaxEndpoints, unique per endpoint
+	// KeepCounters attaches a new device to the slot without zeroing its
+	// counters: the same container wired again after a restart.
+	KeepCounters bool
 }
 
 // Datapath manages the eBPF datapath: the loaded programs, the pinned maps,
@@ -164,7 +167,7 @@ func (d *Datapath) Install(ep EndpointSpec, mode Mode, am Hook) (used Hook, err 
 
 	old, oldErr := d.objs.Endpoint(ep.HostIfindex)
 	isNew := oldErr != nil || old.Slot != ep.Slot
-	if isNew {
+	if isNew && !ep.KeepCounters {
 		if err := d.objs.ZeroCounters(ep.Slot); err != nil {
 			return HookNone, fmt.Errorf("install datapath on %s: %w", ep.HostIfName, err)
 		}

@@ -1,0 +1,151 @@
+package serve
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nswire/nswire/control"
+)
+
+// The labels serve reads. They mean what the attach flags of the same name
+// mean and are validated the same way.
+const (
+	LabelPrefix  = "nswire."
+	LabelEnable  = "nswire.enable"
+	LabelIP      = "nswire.ip"
+	LabelGateway = "nswire.gateway"
+	LabelMAC     = "nswire.mac"
+	LabelMode    = "nswire.mode"
+	LabelBridge  = "nswire.bridge"
+	LabelIfName  = "nswire.ifname"
+	LabelMTU     = "nswire.mtu"
+)
+
+// knownLabels maps each label to the attach flag it stands for.
+var knownLabels = map[string]string{
+	LabelEnable: "", LabelIP: "ip", LabelGateway: "gateway", LabelMAC: "mac",
+	LabelMode: "mode", LabelBridge: "bridge", LabelIfName: "ifname", LabelMTU: "mtu",
+}
+
+// LabelError is a label with a bad value: it names the label and the value.
+type LabelError struct {
+	Label, Value string
+	Err          error
+}
+
+func (e *LabelError) Error() string {
+	return fmt.Sprintf("label %s=%q: %v", e.Label, e.Value, e.Err)
+}
+
+func (e *LabelError) Unwrap() error { return e.Err }
+
+// ParseLabels reads the nswire.* labels of a container. enabled is true when
+// nswire.enable=true; req then holds the attach request they describe, for
+// container id, validated exactly as `nswire attach` validates its flags
+// (control.AttachFlags.Parse). A bad or unknown nswire.* label is a
+// *LabelError. Without nswire.enable=true the other labels are ignored.
+func ParseLabels(id string, labels map[string]string) (req control.AttachRequest, enabled bool, err error) {
+	switch v, ok := labels[LabelEnable]; {
+	case !ok || v == "false":
+		return req, false, nil
+	case v != "true":
+		return req, false, &LabelError{LabelEnable, v, fmt.Errorf("give true or false")}
+	}
+	var flags control.AttachFlags
+	flags.Target.Container = id
+	// Unknown nswire.* labels, in a stable order: a typo must not pass.
+	var keys []string
+	for k := range labels {
+		if strings.HasPrefix(k, LabelPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := knownLabels[k]; !ok {
+			return req, true, &LabelError{k, labels[k], fmt.Errorf("unknown label: nswire reads %s", strings.Join(labelNames(), ", "))}
+		}
+	}
+	flags.IP, flags.Gateway, flags.MAC = labels[LabelIP], labels[LabelGateway], labels[LabelMAC]
+	flags.Mode, flags.Bridge, flags.IfName = labels[LabelMode], labels[LabelBridge], labels[LabelIfName]
+	if v, ok := labels[LabelMTU]; ok {
+		n, perr := strconv.Atoi(v)
+		if perr != nil {
+			return req, true, &LabelError{LabelMTU, v, fmt.Errorf("not a number: give 68 to 65535")}
+		}
+		flags.MTU = n
+	}
+	// Validate each label alone, so the error names the one that is bad.
+	for _, k := range keys {
+		one := control.AttachFlags{Target: flags.Target}
+		switch k {
+		case LabelIP:
+			one.IP = flags.IP
+		case LabelGateway:
+			one.Gateway = flags.Gateway
+		case LabelMAC:
+			one.MAC = flags.MAC
+		case LabelMode:
+			one.Mode = flags.Mode
+		case LabelBridge:
+			one.Bridge = flags.Bridge
+		case LabelIfName:
+			one.IfName = flags.IfName
+		case LabelMTU:
+			one.MTU = flags.MTU
+		default:
+			continue
+		}
+		if labels[k] == "" {
+			return req, true, &LabelError{k, "", fmt.Errorf("empty: leave the label out for the default")}
+		}
+		if _, err := one.Parse(); err != nil {
+			return req, true, &LabelError{k, labels[k], err}
+		}
+	}
+	if req, err = flags.Parse(); err != nil { // what no single label shows
+		return req, true, fmt.Errorf("labels: %w", err)
+	}
+	return req, true, nil
+}
+
+func labelNames() []string {
+	var n []string
+	for k := range knownLabels {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// blame names the labels an attach error is about: those whose attach flag
+// (--ip …) or value the message mentions; else all given labels; else
+// nswire.enable (the error is about wiring the container at all).
+func blame(labels map[string]string, err error) string {
+	msg := err.Error()
+	var hit, all []string
+	for _, k := range labelNames() {
+		v, ok := labels[k]
+		if !ok || k == LabelEnable {
+			continue
+		}
+		s := fmt.Sprintf("%s=%q", k, v)
+		all = append(all, s)
+		flag := knownLabels[k]
+		if strings.Contains(msg, "--"+flag+" ") || strings.Contains(msg, "--"+flag+":") || (k != LabelMode && strings.Contains(msg, v)) || (k == LabelBridge && strings.Contains(msg, "bridge "+v)) {
+			hit = append(hit, s)
+		}
+	}
+	if len(hit) == 0 {
+		hit = all
+	}
+	if len(hit) == 0 { // not about a value: about wiring it at all
+		return fmt.Sprintf("label %s=%q", LabelEnable, labels[LabelEnable])
+	}
+	if len(hit) == 1 {
+		return "label " + hit[0]
+	}
+	return "labels " + strings.Join(hit, " ")
+}

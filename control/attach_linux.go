@@ -182,6 +182,9 @@ func differences(rec *state.Record, req AttachRequest) string {
 	if req.MTU != 0 && req.MTU != rec.MTU {
 		add("mtu", fmt.Sprint(rec.MTU), fmt.Sprint(req.MTU))
 	}
+	if req.NoFlows != rec.NoFlows {
+		add("flows", fmt.Sprint(!rec.NoFlows), fmt.Sprint(!req.NoFlows))
+	}
 	if req.Mode != rec.Mode {
 		add("mode", string(rec.Mode), string(req.Mode)+" (`nswire mode` switches it)")
 	}
@@ -256,7 +259,7 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*stat
 		NetnsPath: t.NetnsPath, NetnsInode: t.Inode,
 		HostIf: netops.HostVethName(t.ID), IfName: req.IfName,
 		Address: prefixOf(addr), Gateway: gwAddr, MAC: mac, MTU: mtu,
-		Bridge: req.Bridge, Mode: req.Mode, Hook: hook, Slot: slot, Created: time.Now().UTC(),
+		Bridge: req.Bridge, Mode: req.Mode, Hook: hook, Slot: slot, NoFlows: req.NoFlows, Created: time.Now().UTC(),
 	}, nil
 }
 

@@ -48,6 +48,7 @@ func endpointOf(rec *state.Record) datapath.EndpointSpec {
 		MAC:         rec.MAC,
 		IP4:         rec.IPv4(),
 		Guard:       !rec.Observed || cniGuard(rec),
+		NoFlows:     rec.NoFlows,
 		Slot:        rec.Slot,
 	}
 }

@@ -100,6 +100,7 @@ type AttachFlags struct {
 	Mode    string // off, observe, fastpath; default observe
 	Hook    string // auto, tcx, tc; default auto
 	Force   bool   // fast path despite enable_icc=false
+	NoFlows bool   // count without per-flow entries
 }
 
 // AttachRequest is a parsed attach request. Zero fields take defaults that
@@ -115,6 +116,7 @@ type AttachRequest struct {
 	Mode    datapath.Mode
 	Hook    datapath.Hook
 	Force   bool
+	NoFlows bool
 }
 
 // withDefaults fills the fields that have a default independent of the
@@ -143,7 +145,7 @@ func (f AttachFlags) Parse() (AttachRequest, error) {
 	if err := f.Target.Validate(); err != nil {
 		return r, err
 	}
-	r = AttachRequest{Target: f.Target, Bridge: f.Bridge, IfName: f.IfName, MTU: f.MTU, Force: f.Force}.withDefaults()
+	r = AttachRequest{Target: f.Target, Bridge: f.Bridge, IfName: f.IfName, MTU: f.MTU, Force: f.Force, NoFlows: f.NoFlows}.withDefaults()
 	if err := netops.ValidateIfName(r.Bridge); err != nil {
 		return r, fmt.Errorf("--bridge: %w", err)
 	}

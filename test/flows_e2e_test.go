@@ -311,3 +311,40 @@ func TestDropsEvents(t *testing.T) {
 		t.Errorf("a second read shows events again (they are read once):\n%s", table)
 	}
 }
+
+// TestFlowsOffPerEndpoint: `attach --flows=false` counts the container's
+// traffic exactly but keeps no flow of it, while a neighbour's flows go on;
+// the setting is in the record and re-attaching with it is "nothing
+// changed", with the other value a clear difference.
+func TestFlowsOffPerEndpoint(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	idA, pidA := testenv.RunNone(t, cli, "noflowa", "sleep", "300")
+	idB, pidB := testenv.RunNone(t, cli, "noflowb", "sleep", "300")
+	nsA, nsB := containerNS(t, pidA), containerNS(t, pidB)
+	quietNS(t, nsA)
+	quietNS(t, nsB)
+	recA, recB := e.attachJSON(idA, "--flows=false"), e.attachJSON(idB)
+	if !recA.NoFlows || recB.NoFlows {
+		t.Fatalf("records: A noFlows %v, B noFlows %v", recA.NoFlows, recB.NoFlows)
+	}
+	a := udpSocketIn(t, nsA, recA.IP().String()+":9300")
+	b := udpSocketIn(t, nsB, recB.IP().String()+":9300")
+	warmARP(t, a, b)
+	tx0 := e.stats(idA).TXByProto["ipv4/udp"]
+	const n, size = 100, 100
+	burst(t, a, b, n, size)
+	if tx := e.stats(idA).TXByProto["ipv4/udp"]; tx.Packets-tx0.Packets != n || tx.Bytes-tx0.Bytes != n*(42+size) {
+		t.Errorf("A's counters grew by %d packets %d bytes, want %d and %d", tx.Packets-tx0.Packets, tx.Bytes-tx0.Bytes, n, n*(42+size))
+	}
+	if fa := e.flows(idA); len(fa.Flows) != 0 {
+		t.Errorf("A has flows with --flows=false: %+v", fa.Flows)
+	}
+	if f := findFlow(t, e.flows(idB), "rx", "udp", recA.IP(), 9300); f.Packets != n+1 {
+		t.Errorf("B's rx flow from A: %d packets, want %d", f.Packets, n+1)
+	}
+	if out := e.ok("attach", idA, "--flows=false"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("re-attach with the same setting:\n%s", out)
+	}
+	e.fails([]string{"attach", idA}, "already attached with other settings", "flows false, asked true")
+}

@@ -15,12 +15,13 @@ import (
 
 func newAttachCmd(g *globalFlags) *cobra.Command {
 	var (
-		flags  control.AttachFlags
-		req    control.AttachRequest
-		dryRun bool
-		out    outputFlag
-		watch  bool
-		so     = &statsOptions{}
+		flags   control.AttachFlags
+		flowsOn bool
+		req     control.AttachRequest
+		dryRun  bool
+		out     outputFlag
+		watch   bool
+		so      = &statsOptions{}
 	)
 	cmd := &cobra.Command{
 		Use:   "attach [CONTAINER] [--pid N | --netns PATH]",
@@ -42,6 +43,7 @@ again with the same settings changes nothing.`,
 			if len(args) == 1 {
 				flags.Target.Container = args[0]
 			}
+			flags.NoFlows = !flowsOn
 			flags.Target.PIDGiven = cmd.Flags().Changed("pid")
 			flags.Target.NetnsGiven = cmd.Flags().Changed("netns")
 			var err error
@@ -121,6 +123,7 @@ again with the same settings changes nothing.`,
 	f.StringVar(&flags.Mode, "mode", string(datapath.Observe), "datapath mode: "+joinOr(datapath.Modes))
 	registerHookFlag(cmd, &flags.Hook)
 	f.BoolVar(&flags.Force, "force", false, "allow --mode fastpath on a bridge with enable_icc=false")
+	f.BoolVar(&flowsOn, "flows", true, "keep per-flow entries (nswire flows); --flows=false counts the traffic without them")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan as the equivalent ip commands and change nothing")
 	f.BoolVarP(&watch, "watch", "w", false, "after wiring, stay in the live stats of the container (Ctrl-C leaves it attached)")
 	so.register(cmd, false)

@@ -40,6 +40,7 @@ type EndpointSpec struct {
 	IP4         net.IP // may be nil
 	IP6         net.IP // may be nil
 	Guard       bool   // drop frames with a source MAC/IP that is not the container's
+	NoFlows     bool   // count the endpoint's traffic, but keep no per-flow entries
 	Slot        uint32 // < bpf.MaxEndpoints, unique per endpoint
 	// KeepCounters attaches a new device to the slot without zeroing its
 	// counters: the same container wired again after a restart.
@@ -159,6 +160,9 @@ func (d *Datapath) Install(ep EndpointSpec, mode Mode, am Hook) (used Hook, err 
 	var flags uint8
 	if ep.Guard {
 		flags |= bpf.FlagGuard
+	}
+	if ep.NoFlows {
+		flags |= bpf.FlagNoFlows
 	}
 	rec, err := bpf.NewEndpoint(ep.HostIfindex, ep.Slot, ep.MAC, ep.IP4, ep.IP6, m, flags)
 	if err != nil {

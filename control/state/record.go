@@ -54,6 +54,7 @@ type Record struct {
 	Hook        datapath.Hook // tcx or tc once programs are installed; HookNone in mode off
 	Slot        uint32
 	Observed    bool     // counters only, wiring not ours
+	NoFlows     bool     // per-flow accounting off (the counters stay on)
 	CNI         *CNIInfo // for KindCNI: who asked (cni.go)
 	Created     time.Time
 }
@@ -81,6 +82,7 @@ type wireRecord struct {
 	AttachMode  string    `json:"attachMode,omitempty"` // tcx or tc, when a program is installed
 	Slot        uint32    `json:"slot"`
 	Observed    bool      `json:"observed,omitempty"`
+	NoFlows     bool      `json:"noFlows,omitempty"`
 	CNI         *CNIInfo  `json:"cni,omitempty"`
 	Created     time.Time `json:"created"`
 }
@@ -111,7 +113,7 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		Version: RecordVersion, ID: r.ID, Name: r.Name, Kind: r.Kind, PID: r.PID,
 		NetnsPath: r.NetnsPath, NetnsInode: r.NetnsInode, HostIf: r.HostIf, HostIfindex: r.HostIfindex,
 		IfName: r.IfName, MTU: r.MTU, Bridge: r.Bridge, Mode: string(r.Mode), AttachMode: string(r.Hook),
-		Slot: r.Slot, Observed: r.Observed, CNI: r.CNI, Created: r.Created,
+		Slot: r.Slot, Observed: r.Observed, NoFlows: r.NoFlows, CNI: r.CNI, Created: r.Created,
 	}
 	if r.Address.IsValid() {
 		w.Address = r.Address.String()
@@ -162,7 +164,7 @@ func (w *wireRecord) parse() (*Record, error) {
 	r := &Record{
 		ID: w.ID, Name: w.Name, Kind: w.Kind, PID: w.PID, NetnsPath: w.NetnsPath, NetnsInode: w.NetnsInode,
 		HostIf: w.HostIf, HostIfindex: w.HostIfindex, IfName: w.IfName, MTU: w.MTU, Bridge: w.Bridge,
-		Slot: w.Slot, Observed: w.Observed, CNI: w.CNI, Created: w.Created,
+		Slot: w.Slot, Observed: w.Observed, NoFlows: w.NoFlows, CNI: w.CNI, Created: w.Created,
 	}
 	var err error
 	if r.Mode, err = datapath.ParseMode(w.Mode); err != nil {

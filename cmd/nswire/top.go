@@ -64,7 +64,9 @@ traffic from it), totals, packets (rx+tx), fast-pathed packets, spoof-guard
 drops, and a sparkline of the container's rx+tx byte rate. Sizes are in
 IEC units (K = KiB, M = MiB); packet counts in SI units (k = 1000).
 
-Keys: q quit · s next sort key · r reverse the order · p pause/resume.
+Keys: q quit · s next sort key · r reverse the order · p pause/resume ·
+↑/↓ (k/j) select a container · f show or hide the selected container's
+flows (who it talks to, busiest first, with rates; see nswire flows).
 
 nswire top needs a terminal (80×24 is enough, also over ssh); to log the
 counters to a file or a pipe use ` + "`nswire stats -w`" + `.`,
@@ -80,7 +82,9 @@ counters to a file or a pipe use ` + "`nswire stats -w`" + `.`,
 			return g.withManager(cmd, func(m *control.Manager) error {
 				ctx := cmd.Context()
 				fetch := func(ctx context.Context) ([]control.EndpointStats, error) { return m.Stats(ctx, nil) }
-				p := tea.NewProgram(newTopModel(ctx, fetch, o), tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(out))
+				model := newTopModel(ctx, fetch, o)
+				model.flowFetch = func(ctx context.Context, id string) (*control.FlowReport, error) { return m.Flows(ctx, []string{id}) }
+				p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(out))
 				if _, err := p.Run(); err != nil {
 					if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 						return nil // Ctrl-C or SIGTERM outside the terminal
@@ -104,8 +108,12 @@ type topFetch func(context.Context) ([]control.EndpointStats, error)
 // topStatsMsg is one snapshot read by topFetch, or the error reading it.
 type topStatsMsg struct {
 	stats []control.EndpointStats
+	flows *control.FlowReport // of the selected container, when the flow view is on
 	err   error
 }
+
+// topFlowFetch reads the flows of one container.
+type topFlowFetch func(ctx context.Context, id string) (*control.FlowReport, error)
 
 // topTickMsg says it is time to read the next snapshot.
 type topTickMsg time.Time
@@ -121,6 +129,12 @@ type topModel struct {
 	sortKey       int
 	reverse       bool
 	paused        bool
+
+	flowFetch topFlowFetch
+	sel       int    // the selected row, in the current order
+	selID     string // its container, kept across re-sorting
+	showFlows bool
+	flows     *control.FlowReport // the selected container's flows, with rates
 
 	loaded  bool
 	cur     []control.EndpointStats // the last snapshot, with rates
@@ -146,7 +160,11 @@ func (m *topModel) Init() tea.Cmd { return m.read }
 // read is the tea.Cmd that reads one snapshot.
 func (m *topModel) read() tea.Msg {
 	s, err := m.fetch(m.ctx)
-	return topStatsMsg{stats: s, err: err}
+	msg := topStatsMsg{stats: s, err: err}
+	if err == nil && m.showFlows && m.flowFetch != nil && m.selID != "" {
+		msg.flows, msg.err = m.flowFetch(m.ctx, m.selID)
+	}
+	return msg
 }
 
 // tick waits one interval. Exactly one read or tick is pending at any time:
@@ -171,6 +189,16 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.reverse = !m.reverse
 		case "p", " ":
 			m.paused = !m.paused
+		case "up", "k":
+			m.selectRow(m.sel - 1)
+		case "down", "j":
+			m.selectRow(m.sel + 1)
+		case "f", "enter":
+			m.showFlows = !m.showFlows && m.flowFetch != nil
+			m.flows = nil
+			if m.showFlows {
+				return m, m.read // show them now, not after the next tick
+			}
 		}
 	case topTickMsg:
 		if m.paused {
@@ -214,6 +242,35 @@ func (m *topModel) apply(msg topStatsMsg) {
 		}
 	}
 	m.cur, m.loaded = next, true
+	if msg.flows != nil {
+		control.WithFlowRates(m.flows, msg.flows)
+		control.SortFlows(msg.flows.Flows, "bytes")
+		m.flows = msg.flows
+	}
+	m.selectRow(-1)
+}
+
+// selectRow selects row i of the current order (clamped); i < 0 keeps the
+// selected container, wherever it sorts now.
+func (m *topModel) selectRow(i int) {
+	rows := m.sorted()
+	if len(rows) == 0 {
+		m.sel, m.selID = 0, ""
+		return
+	}
+	if i < 0 {
+		i = 0
+		for k, r := range rows {
+			if r.ID == m.selID {
+				i = k
+			}
+		}
+	}
+	i = min(max(i, 0), len(rows)-1)
+	if rows[i].ID != m.selID {
+		m.flows = nil // another container's flows
+	}
+	m.sel, m.selID = i, rows[i].ID
 }
 
 // sorted returns the last snapshot in the current order: numeric keys
@@ -295,7 +352,8 @@ func (m *topModel) View() string {
 		h = 24
 	}
 	rows := m.sorted()
-	maxRows := max(h-4, 1)
+	flowLines := m.flowView(w, h)
+	maxRows := max(h-4-len(flowLines), 1)
 	more := 0
 	if len(rows) > maxRows {
 		rows, more = rows[:maxRows], len(rows)-maxRows
@@ -312,11 +370,16 @@ func (m *topModel) View() string {
 		lines = append(lines, fitLine("no attached containers — nswire attach NAME", w))
 	}
 	for i := range rows {
-		lines = append(lines, fitLine(m.renderRow(cols, rows, i, sparkW), w))
+		line := fitLine(m.renderRow(cols, rows, i, sparkW), w)
+		if m.showFlows && rows[i].ID == m.selID {
+			line = lipgloss.NewStyle().Bold(true).Render("›" + strings.TrimPrefix(line, " "))
+		}
+		lines = append(lines, line)
 	}
 	if more > 0 {
 		lines = append(lines, fitLine(fmt.Sprintf("+%d more", more), w))
 	}
+	lines = append(lines, flowLines...)
 	lines = append(lines, m.status(w))
 	if len(lines) > h {
 		lines = lines[:h]
@@ -340,9 +403,10 @@ func (m *topModel) title(w int) string {
 		arrow = "↑"
 	}
 	left := strings.Join([]string{count, every, "sort " + topSortKeys[m.sortKey] + " " + arrow}, " · ")
-	help := "q quit · s sort · r reverse · p pause"
-	if lipgloss.Width(left)+3+lipgloss.Width(help) <= w {
-		return left + " · " + help
+	for _, help := range []string{"q quit · s sort · r reverse · p pause · ↑↓ f flows", "q quit · s sort · r reverse · p pause"} {
+		if lipgloss.Width(left)+3+lipgloss.Width(help) <= w {
+			return left + " · " + help
+		}
 	}
 	return left
 }
@@ -640,4 +704,48 @@ func compactCount(n uint64) string {
 		return fmt.Sprintf("%.1f%c", v, units[i])
 	}
 	return fmt.Sprintf("%.0f%c", v, units[i])
+}
+
+// flowView is the flow panel of the selected container (empty when off):
+// a title line, a header and its busiest flows, in at most half the screen.
+func (m *topModel) flowView(w, h int) []string {
+	if !m.showFlows {
+		return nil
+	}
+	name := m.selID
+	for _, r := range m.cur {
+		if r.ID == m.selID {
+			name = r.Name
+		}
+	}
+	title := "flows of " + name + " (busiest first; f hides)"
+	if m.flows == nil {
+		return []string{fitLine(title, w), fitLine("reading flows…", w)}
+	}
+	title += fmt.Sprintf(" · %d flows, %d evicted", len(m.flows.Flows), m.flows.Evicted)
+	out := []string{
+		lipgloss.NewStyle().Bold(true).Render(fitLine(title, w)),
+		lipgloss.NewStyle().Reverse(true).Render(pad(fmt.Sprintf("%-3s %-6s %-28s %-16s %9s %9s %10s", "DIR", "PROTO", "PEER", "PEER NAME", "PKTS", "BYTES", "RATE"), w, false)),
+	}
+	room := max(h/2-2, 1)
+	for i, f := range m.flows.Flows {
+		if i == room {
+			out = append(out, fitLine(fmt.Sprintf("+%d more (nswire flows %s)", len(m.flows.Flows)-room, name), w))
+			break
+		}
+		peer := endpoint(f.Peer, f.PeerPort)
+		if f.ICMPType != nil {
+			peer += fmt.Sprintf(" %d/%d", *f.ICMPType, *f.ICMPCode)
+		}
+		rate := "-"
+		if f.Rate != nil {
+			rate = compactBytes(f.Rate.BytesPerSec) + "/s"
+		}
+		out = append(out, fitLine(fmt.Sprintf("%-3s %-6s %-28s %-16s %9s %9s %10s", f.Direction, f.Proto, cutMiddle(peer, 28), cutMiddle(orDash(f.PeerName), 16),
+			compactCount(f.Packets), compactBytes(float64(f.Bytes)), rate), w))
+	}
+	if len(m.flows.Flows) == 0 {
+		out = append(out, fitLine("no flows yet", w))
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -460,5 +461,53 @@ func TestTopCmdFlagsAndTTY(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestTopFlowView: ↓ selects the next container, f shows its flows (read at
+// once, through the flow fetcher, for that container only), busiest first
+// with rates from the second read on; f hides them again; the view still
+// fits 80×24.
+func TestTopFlowView(t *testing.T) {
+	snap := snapshot(0, fakeEndpoint{name: "alpha", rxBytes: 100}, fakeEndpoint{name: "beta", rxBytes: 200})
+	m := newTestTop(t, "name", snap)
+	var asked []string
+	peer := netip.MustParseAddr("172.17.0.99")
+	reads := 0
+	m.fetch = func(context.Context) ([]control.EndpointStats, error) { return snap, nil }
+	m.flowFetch = func(_ context.Context, id string) (*control.FlowReport, error) {
+		asked = append(asked, id)
+		reads++
+		return &control.FlowReport{Time: topT0.Add(time.Duration(reads) * time.Second), Flows: []control.FlowRow{
+			{Name: "beta", Direction: "tx", Proto: "udp", Peer: peer, PeerPort: 53, PeerName: "dns", Packets: 10, Bytes: uint64(1000 * reads)},
+			{Name: "beta", Direction: "rx", Proto: "tcp", Peer: peer, PeerPort: 80, PeerName: "web", Packets: 99, Bytes: 50000},
+		}}, nil
+	}
+	m.Update(tea.KeyMsg{Type: tea.KeyDown})
+	_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'f'}})
+	if cmd == nil {
+		t.Fatal("f did not read at once")
+	}
+	m.Update(cmd())
+	if len(asked) != 1 || asked[0] != "id-beta" {
+		t.Fatalf("flows read for %v, want the selected id-beta", asked)
+	}
+	view := m.View()
+	checkFits(t, view, 80, 24)
+	for _, want := range []string{"flows of beta", "172.17.0.99:80", "web", "172.17.0.99:53", "dns"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("view lacks %q:\n%s", want, view)
+		}
+	}
+	if strings.Index(view, "172.17.0.99:80") > strings.Index(view, "172.17.0.99:53") {
+		t.Errorf("flows not busiest first:\n%s", view)
+	}
+	m.Update(m.read()) // a second read: rates
+	if view := m.View(); !strings.Contains(view, "/s") {
+		t.Errorf("no rate after the second read:\n%s", view)
+	}
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'f'}})
+	if view := m.View(); strings.Contains(view, "flows of") {
+		t.Errorf("f did not hide the flows:\n%s", view)
 	}
 }

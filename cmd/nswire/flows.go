@@ -87,33 +87,17 @@ func runFlows(ctx context.Context, w io.Writer, m *control.Manager, refs []strin
 	if !o.watch {
 		return show(cur, false)
 	}
-	clear := o.out.format == "table" && isTerminal(w)
-	t := time.NewTicker(o.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return watchEvery(ctx, w, o.interval, o.out.format == "table", "nswire flows", func() error {
 		next, err := m.Flows(ctx, refs)
 		if err != nil {
 			return err
 		}
 		control.WithFlowRates(cur, next)
 		cur = next
-		shown := *next
+		shown := *next // show sorts and cuts: keep cur whole for the next rates
 		shown.Flows = append([]control.FlowRow(nil), next.Flows...)
-		if clear {
-			fmt.Fprint(w, "\033[H\033[2J")
-		}
-		if o.out.format == "table" {
-			fmt.Fprintf(w, "nswire flows — %s — every %s, Ctrl-C to stop\n", time.Now().Format("15:04:05"), o.interval)
-		}
-		if err := show(&shown, true); err != nil {
-			return err
-		}
-	}
+		return show(&shown, true)
+	})
 }
 
 func writeFlowsTable(w io.Writer, rep *control.FlowReport, total int, rates bool) error {

@@ -91,37 +91,43 @@ func runStats(ctx context.Context, w io.Writer, m *control.Manager, refs []strin
 		}
 		return writeStatsTable(w, cur, o.proto, false)
 	}
-	clear := o.format == "table" && isTerminal(w)
-	t := time.NewTicker(o.interval)
+	return watchEvery(ctx, w, o.interval, o.format == "table", "nswire stats", func() error {
+		next, err := m.Stats(ctx, refs)
+		if err != nil {
+			return err
+		}
+		cur = control.WithRates(cur, next)
+		if o.format == "json" {
+			return writeJSONCompact(w, cur) // one JSON document per line per interval (NDJSON)
+		}
+		return writeStatsTable(w, cur, o.proto, true)
+	})
+}
+
+// watchEvery calls draw every interval until ctx ends. For a table it first
+// clears a terminal (or, into a file or pipe, separates the tables with a
+// blank line) and prints a title line naming the time and the interval.
+func watchEvery(ctx context.Context, w io.Writer, interval time.Duration, table bool, what string, draw func() error) error {
+	clear := table && isTerminal(w)
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		next, err := m.Stats(ctx, refs)
-		if err != nil {
-			return err
-		}
-		next = control.WithRates(cur, next)
-		cur = next
-		if o.format == "json" {
-			// One JSON document per line per interval (NDJSON).
-			if err := writeJSONCompact(w, cur); err != nil {
-				return err
+		if table {
+			switch {
+			case clear:
+				fmt.Fprint(w, "\033[H\033[2J")
+			case n > 0:
+				fmt.Fprintln(w)
 			}
-			continue
+			fmt.Fprintf(w, "%s — %s — every %s, Ctrl-C to stop\n", what, time.Now().Format("15:04:05"), interval)
 		}
-		if clear {
-			fmt.Fprint(w, "\033[H\033[2J")
-		}
-		fmt.Fprintf(w, "nswire stats — %s — every %s, Ctrl-C to stop\n", time.Now().Format("15:04:05"), o.interval)
-		if err := writeStatsTable(w, cur, o.proto, true); err != nil {
+		if err := draw(); err != nil {
 			return err
-		}
-		if !clear {
-			fmt.Fprintln(w)
 		}
 	}
 }

@@ -467,33 +467,59 @@ func (s *server) reconcile(ctx context.Context, id string) (retry bool) {
 		}
 		return false
 	}
-	start := time.Now()
+	w := &wanted{id: id, name: name, ci: ci, labels: labels, req: req, enabled: enabled, des: des, chosen: chosen, start: time.Now()}
 	if rec != nil {
-		if why := s.m.Staleness(rec); why == "" {
-			s.ensureDesired(rec, enabled, chosen)
-			if s.setStatus(id, name, StateWired, "") {
-				s.record(Event{Action: ActAdopted, Container: name, ID: id, Address: rec.Address.String(), MAC: rec.MAC.String(), Mode: string(rec.Mode), Reason: "already wired as its record says"})
-			}
-			return false
+		return s.keepWired(ctx, w, rec)
+	}
+	return s.wire(ctx, w)
+}
+
+// wanted is what reconcile learnt of a running container nswire manages.
+type wanted struct {
+	id, name string
+	ci       container.InspectResponse
+	labels   map[string]string
+	req      control.AttachRequest // from the labels, when enabled
+	enabled  bool                  // nswire.enable=true
+	des      *state.Desired        // nil: none yet
+	chosen   bool                  // nswire chose its address: it may move
+	start    time.Time
+}
+
+// keepWired adopts a container whose record is live, and wires one that
+// restarted again with the same address, MAC, mode and counter slot.
+func (s *server) keepWired(ctx context.Context, w *wanted, rec *state.Record) (retry bool) {
+	id, name, enabled, chosen, start := w.id, w.name, w.enabled, w.chosen, w.start
+	if why := s.m.Staleness(rec); why == "" {
+		s.ensureDesired(rec, enabled, chosen)
+		if s.setStatus(id, name, StateWired, "") {
+			s.record(Event{Action: ActAdopted, Container: name, ID: id, Address: rec.Address.String(), MAC: rec.MAC.String(), Mode: string(rec.Mode), Reason: "already wired as its record says"})
 		}
-		res, err := s.m.Rewire(ctx, id, control.RewireOptions{MoveIfTaken: chosen})
-		if err != nil {
-			reason := fmt.Sprintf("container %s: %v", name, err)
-			if s.setStatus(id, name, StateUnwired, reason) {
-				s.record(Event{Action: ActError, Container: name, ID: id, Reason: reason})
-			}
-			return true
-		}
-		s.setStatus(id, name, StateWired, "")
-		r := res.Record
-		s.ensureDesired(r, enabled, chosen)
-		why := fmt.Sprintf("started with a new network namespace; same address, MAC, mode and counter slot %d", r.Slot)
-		if r.Address != rec.Address {
-			why = fmt.Sprintf("started with a new network namespace; its address %s was taken by another host meanwhile, so it moved to %s (nswire had chosen it); same MAC, mode and counter slot %d", rec.Address, r.Address, r.Slot)
-		}
-		s.record(Event{Action: ActRewired, Container: name, ID: id, Address: r.Address.String(), MAC: r.MAC.String(), Mode: string(r.Mode), Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
 		return false
 	}
+	res, err := s.m.Rewire(ctx, id, control.RewireOptions{MoveIfTaken: chosen})
+	if err != nil {
+		reason := fmt.Sprintf("container %s: %v", name, err)
+		if s.setStatus(id, name, StateUnwired, reason) {
+			s.record(Event{Action: ActError, Container: name, ID: id, Reason: reason})
+		}
+		return true
+	}
+	s.setStatus(id, name, StateWired, "")
+	r := res.Record
+	s.ensureDesired(r, enabled, chosen)
+	why := fmt.Sprintf("started with a new network namespace; same address, MAC, mode and counter slot %d", r.Slot)
+	if r.Address != rec.Address {
+		why = fmt.Sprintf("started with a new network namespace; its address %s was taken by another host meanwhile, so it moved to %s (nswire had chosen it); same MAC, mode and counter slot %d", rec.Address, r.Address, r.Slot)
+	}
+	s.record(Event{Action: ActRewired, Container: name, ID: id, Address: r.Address.String(), MAC: r.MAC.String(), Mode: string(r.Mode), Took: time.Since(start).Round(100 * time.Microsecond).String(), Reason: why})
+	return false
+}
+
+// wire wires a container that has no record: from its labels, or with the
+// address and MAC of its desired state.
+func (s *server) wire(ctx context.Context, w *wanted) (retry bool) {
+	id, name, ci, labels, req, enabled, des, chosen, start := w.id, w.name, w.ci, w.labels, w.req, w.enabled, w.des, w.chosen, w.start
 	// No record: wire it, with the address and MAC it had, if any.
 	if !enabled {
 		// The desired state is an edge like the CLI's flags: parsed once.

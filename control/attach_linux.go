@@ -44,6 +44,13 @@ const maxSlots = 4096
 // desired state (Config.DesiredDir), so serve keeps it wired.
 func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
 	req = req.withDefaults()
+	if req.Network != "" {
+		br, err := m.networkBridge(ctx, req.Network)
+		if err != nil {
+			return nil, err
+		}
+		req.Bridge = br
+	}
 	lock, err := m.lock()
 	if err != nil {
 		return nil, err

@@ -92,6 +92,7 @@ func ValidateContainerRef(ref string) error {
 type AttachFlags struct {
 	Target  TargetSpec
 	Bridge  string // default docker0
+	Network string // a Docker bridge network by name or ID, instead of Bridge
 	IfName  string // default eth0
 	IP      string // CIDR or bare IP; default: allocated
 	Gateway string // default: the bridge's address
@@ -108,6 +109,7 @@ type AttachFlags struct {
 type AttachRequest struct {
 	Target  TargetSpec
 	Bridge  string
+	Network string // a Docker network: the manager resolves it to its bridge
 	IfName  string
 	IP      IPSpec     // zero: allocate a free address
 	Gateway netip.Addr // zero: the bridge's address
@@ -122,7 +124,7 @@ type AttachRequest struct {
 // withDefaults fills the fields that have a default independent of the
 // machine.
 func (r AttachRequest) withDefaults() AttachRequest {
-	if r.Bridge == "" {
+	if r.Bridge == "" && r.Network == "" {
 		r.Bridge = "docker0"
 	}
 	if r.IfName == "" {
@@ -145,9 +147,19 @@ func (f AttachFlags) Parse() (AttachRequest, error) {
 	if err := f.Target.Validate(); err != nil {
 		return r, err
 	}
-	r = AttachRequest{Target: f.Target, Bridge: f.Bridge, IfName: f.IfName, MTU: f.MTU, Force: f.Force, NoFlows: f.NoFlows}.withDefaults()
-	if err := netops.ValidateIfName(r.Bridge); err != nil {
-		return r, fmt.Errorf("--bridge: %w", err)
+	if f.Network != "" && f.Bridge != "" {
+		return r, fmt.Errorf("--network %s and --bridge %s both name the bridge: give one of them", f.Network, f.Bridge)
+	}
+	if f.Network != "" {
+		if err := ValidateContainerRef(f.Network); err != nil { // Docker names networks as it names containers
+			return r, fmt.Errorf("--network: %s", strings.Replace(err.Error(), "container", "network", 1))
+		}
+	}
+	r = AttachRequest{Target: f.Target, Bridge: f.Bridge, Network: f.Network, IfName: f.IfName, MTU: f.MTU, Force: f.Force, NoFlows: f.NoFlows}.withDefaults()
+	if r.Network == "" {
+		if err := netops.ValidateIfName(r.Bridge); err != nil {
+			return r, fmt.Errorf("--bridge: %w", err)
+		}
 	}
 	if err := netops.ValidateIfName(r.IfName); err != nil {
 		return r, fmt.Errorf("--ifname: %w", err)

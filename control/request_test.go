@@ -144,6 +144,9 @@ func TestAttachRequestValidate(t *testing.T) {
 		{"mtu", func(r *AttachFlags) { r.MTU = 20 }, "--mtu 20 is out of range"},
 		{"mode", func(r *AttachFlags) { r.Mode = "turbo" }, `mode "turbo" is not one of off, observe, fastpath`},
 		{"hook", func(r *AttachFlags) { r.Hook = "xdp" }, `hook "xdp" is not one of auto, tcx, tc`},
+		{"network and bridge", func(r *AttachFlags) { r.Network, r.Bridge = "mynet", "br0" }, "--network mynet and --bridge br0 both name the bridge"},
+		{"bad network", func(r *AttachFlags) { r.Network = "my net" }, `--network: network name "my net" has ' '`},
+		{"network", func(r *AttachFlags) { r.Network = "my-net_1.x" }, ""},
 		{"bad ip", func(r *AttachFlags) { r.IP = "300.1.1.1/16" }, `--ip "300.1.1.1/16"`},
 	} {
 		r := base()

@@ -286,3 +286,29 @@ func (m *Manager) noneContainers(ctx context.Context) ([]container.Summary, erro
 	}
 	return out, nil
 }
+
+// networkBridge resolves a Docker network, by name or ID, to its Linux
+// bridge. A network that does not exist, or whose driver is not bridge, is
+// an error naming it and what would do.
+func (m *Manager) networkBridge(ctx context.Context, name string) (string, error) {
+	if ok, err := m.dockerReachable(ctx); !ok {
+		if err == nil {
+			err = errors.New("the Docker engine is not reachable")
+		}
+		return "", fmt.Errorf("--network %s: %w", name, err)
+	}
+	n, err := dockerCall(ctx, m, "inspect docker network "+name, func(ctx context.Context, cli *client.Client) (network.Inspect, error) {
+		return cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	})
+	if client.IsErrNotFound(err) {
+		return "", fmt.Errorf("--network %s: no such Docker network (`docker network ls` lists them)", name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--network %s: %w", name, err)
+	}
+	br := bridgeNameOf(n.Name, n.ID, n.Driver, n.Options)
+	if br == "" {
+		return "", fmt.Errorf("--network %s uses Docker's %q driver: nswire wires containers into bridge networks only (give a network made with `docker network create --driver bridge`, or --bridge)", name, n.Driver)
+	}
+	return br, nil
+}

@@ -19,6 +19,7 @@ const (
 	LabelMAC     = "nswire.mac"
 	LabelMode    = "nswire.mode"
 	LabelBridge  = "nswire.bridge"
+	LabelNetwork = "nswire.network"
 	LabelIfName  = "nswire.ifname"
 	LabelMTU     = "nswire.mtu"
 )
@@ -26,7 +27,7 @@ const (
 // knownLabels maps each label to the attach flag it stands for.
 var knownLabels = map[string]string{
 	LabelEnable: "", LabelIP: "ip", LabelGateway: "gateway", LabelMAC: "mac",
-	LabelMode: "mode", LabelBridge: "bridge", LabelIfName: "ifname", LabelMTU: "mtu",
+	LabelMode: "mode", LabelBridge: "bridge", LabelNetwork: "network", LabelIfName: "ifname", LabelMTU: "mtu",
 }
 
 // LabelError is a label with a bad value: it names the label and the value.
@@ -70,6 +71,7 @@ func ParseLabels(id string, labels map[string]string) (req control.AttachRequest
 	}
 	flags.IP, flags.Gateway, flags.MAC = labels[LabelIP], labels[LabelGateway], labels[LabelMAC]
 	flags.Mode, flags.Bridge, flags.IfName = labels[LabelMode], labels[LabelBridge], labels[LabelIfName]
+	flags.Network = labels[LabelNetwork]
 	if v, ok := labels[LabelMTU]; ok {
 		n, perr := strconv.Atoi(v)
 		if perr != nil {
@@ -91,6 +93,8 @@ func ParseLabels(id string, labels map[string]string) (req control.AttachRequest
 			one.Mode = flags.Mode
 		case LabelBridge:
 			one.Bridge = flags.Bridge
+		case LabelNetwork:
+			one.Network = flags.Network
 		case LabelIfName:
 			one.IfName = flags.IfName
 		case LabelMTU:

@@ -90,3 +90,22 @@ func ipString(s control.IPSpec) string {
 	}
 	return s.String()
 }
+
+// TestNetworkLabel: nswire.network names the Docker network (resolved to
+// its bridge at attach time); with nswire.bridge as well it is an error
+// that names both.
+func TestNetworkLabel(t *testing.T) {
+	req, enabled, err := ParseLabels(testID, map[string]string{"nswire.enable": "true", "nswire.network": "backend"})
+	if err != nil || !enabled || req.Network != "backend" || req.Bridge != "" {
+		t.Fatalf("ParseLabels = network %q bridge %q, %v, %v", req.Network, req.Bridge, enabled, err)
+	}
+	_, _, err = ParseLabels(testID, map[string]string{"nswire.enable": "true", "nswire.network": "backend", "nswire.bridge": "br0"})
+	if err == nil || !strings.Contains(err.Error(), "--network backend and --bridge br0") {
+		t.Fatalf("network and bridge labels: %v", err)
+	}
+	_, _, err = ParseLabels(testID, map[string]string{"nswire.enable": "true", "nswire.network": "bad net"})
+	var le *LabelError
+	if !errors.As(err, &le) || le.Label != "nswire.network" {
+		t.Fatalf("bad network label: %v", err)
+	}
+}

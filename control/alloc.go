@@ -110,3 +110,54 @@ func FreeAddresses(sn Subnet, used func(net.IP) string) *big.Int {
 	}
 	return total
 }
+
+// maxIPv6Tries bounds the addresses an automatic IPv6 choice looks at.
+const maxIPv6Tries = 4096
+
+// ResolveAddress6 checks a requested --ip6 against the bridge's IPv6 prefix,
+// its gateway and the used addresses, or, when none is requested, chooses
+// the highest free address of the prefix (Docker's IPAM counts upwards from
+// the bottom, as for IPv4).
+func ResolveAddress6(want IPSpec, prefix netip.Prefix, gw netip.Addr, used func(netip.Addr) string) (netip.Prefix, error) {
+	prefix = prefix.Masked()
+	if prefix.Bits() > 126 {
+		return netip.Prefix{}, fmt.Errorf("the bridge's IPv6 prefix %s is too small to hold containers", prefix)
+	}
+	if !want.IsSet() {
+		last := lastAddr(prefix)
+		a := last.Prev()
+		for i := 0; i < maxIPv6Tries && prefix.Contains(a) && a != prefix.Addr(); i, a = i+1, a.Prev() {
+			if a != gw && used(a) == "" {
+				return netip.PrefixFrom(a, prefix.Bits()), nil
+			}
+		}
+		return netip.Prefix{}, fmt.Errorf("no free IPv6 address among the top %d of %s: give one with --ip6", maxIPv6Tries, prefix)
+	}
+	bits := want.Bits
+	if bits == -1 {
+		bits = prefix.Bits()
+	}
+	switch {
+	case bits != prefix.Bits():
+		return netip.Prefix{}, fmt.Errorf("--ip6 %s: prefix /%d does not match the bridge's IPv6 prefix %s (use /%d)", want, bits, prefix, prefix.Bits())
+	case !prefix.Contains(want.Addr):
+		return netip.Prefix{}, fmt.Errorf("--ip6 %s is outside the bridge's IPv6 prefix %s", want, prefix)
+	case want.Addr == prefix.Addr():
+		return netip.Prefix{}, fmt.Errorf("--ip6 %s is the subnet-router anycast address of %s: pick another", want, prefix)
+	case want.Addr == gw:
+		return netip.Prefix{}, fmt.Errorf("--ip6 %s is the gateway's address: pick another address in %s", want, prefix)
+	}
+	if who := used(want.Addr); who != "" {
+		return netip.Prefix{}, fmt.Errorf("--ip6 %s is already in use by %s: pick another, or leave --ip6 out to choose a free one", want, who)
+	}
+	return netip.PrefixFrom(want.Addr, prefix.Bits()), nil
+}
+
+// lastAddr is the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As16()
+	for i := p.Bits(); i < 128; i++ {
+		a[i/8] |= 1 << (7 - i%8)
+	}
+	return netip.AddrFrom16(a)
+}

@@ -183,7 +183,10 @@ type addrProbe struct {
 // startProbe starts the kernel's ARP resolution of ip on the bridge and
 // returns at once; Conflict collects the answer. The wait runs from now.
 func startProbe(h *netlink.Handle, bridgeIndex int, ip net.IP, wait time.Duration) (*addrProbe, error) {
-	p := &addrProbe{h: h, bridge: bridgeIndex, ip: ip.To4(), deadline: time.Now().Add(wait)}
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	p := &addrProbe{h: h, bridge: bridgeIndex, ip: ip, deadline: time.Now().Add(wait)}
 	if n, _ := p.lookup(); n != nil {
 		p.existed = true
 	}

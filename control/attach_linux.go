@@ -180,6 +180,9 @@ func differences(rec *state.Record, req AttachRequest) string {
 	if req.IP.IsSet() && (req.IP.Addr != rec.IP() || (req.IP.Bits != -1 && req.IP.Bits != rec.Address.Bits())) {
 		add("ip", rec.Address.String(), req.IP.String())
 	}
+	if req.IP6.IsSet() && (req.IP6.Addr != rec.Address6.Addr() || (req.IP6.Bits != -1 && req.IP6.Bits != rec.Address6.Bits())) {
+		add("ip6", rec.Address6.String(), req.IP6.String())
+	}
 	if req.Gateway.IsValid() && req.Gateway != rec.Gateway {
 		add("gateway", rec.Gateway.String(), req.Gateway.String())
 	}
@@ -261,7 +264,12 @@ func (m *Manager) plan(ctx context.Context, t *Target, req AttachRequest) (*stat
 		hook = datapath.HookNone
 	}
 	gwAddr, _ := netip.AddrFromSlice(gw.To4())
+	addr6, gw6, err := m.planIPv6(br, recs, dn, t.ID, req)
+	if err != nil {
+		return nil, err
+	}
 	return &state.Record{
+		Address6: addr6, Gateway6: gw6,
 		ID: t.ID, Name: t.Name, Kind: t.Kind, PID: t.PID,
 		NetnsPath: t.NetnsPath, NetnsInode: t.Inode,
 		HostIf: netops.HostVethName(t.ID), IfName: req.IfName,
@@ -472,6 +480,34 @@ func (m *Manager) attachSteps(t *Target, rec *state.Record, settle func() error)
 			undo: func() error { return netops.DelDefaultRoute(nsh, peer, gw) },
 		},
 	}
+	if rec.Address6.IsValid() {
+		addr6 := &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
+		gw6 := net.IP(rec.Gateway6.AsSlice())
+		steps = append(steps, step{
+			name: "address6",
+			cmd: fmt.Sprintf("%s sysctl -w net.ipv6.conf.%s.disable_ipv6=0; %s -6 addr add %s dev %s nodad",
+				strings.TrimSuffix(nsExec, " ip"), rec.IfName, nsExec, rec.Address6, rec.IfName),
+			do: func() error {
+				if err := m.probe6(rec); err != nil {
+					return err
+				}
+				// Docker turns IPv6 off in a --network=none container:
+				// on for this interface only.
+				if ok, err := netops.SetIPv6Conf(t.NS, rec.IfName, "disable_ipv6", "0"); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("the namespace of %s has no IPv6 (a kernel without it, or ipv6.disable=1): attach it without IPv6 on a bridge without an IPv6 address", t.Name)
+				}
+				return netops.AddAddr(nsh, peer, addr6)
+			},
+			undo: func() error { return netops.DelAddr(nsh, peer, addr6) },
+		}, step{
+			name: "route6",
+			cmd:  fmt.Sprintf("%s -6 route add default via %s dev %s", nsExec, rec.Gateway6, rec.IfName),
+			do:   func() error { return netops.AddDefaultRoute(nsh, peer, gw6) },
+			undo: func() error { return netops.DelDefaultRoute(nsh, peer, gw6) },
+		})
+	}
 	if rec.Mode.Programs() {
 		steps = append(steps, step{
 			name: "datapath",
@@ -576,4 +612,81 @@ func (m *Manager) FindRecord(ctx context.Context, ref string) (*state.Record, er
 		return nil, fmt.Errorf("%q matches %d attached containers: give more of the ID", ref, len(matches))
 	}
 	return nil, nil
+}
+
+// planIPv6 chooses the container's IPv6 address and gateway when the bridge
+// has a global IPv6 address (the first one: its prefix is the subnet, the
+// address the gateway); without one, a requested --ip6 is an error and none
+// is chosen.
+func (m *Manager) planIPv6(br netlink.Link, recs []*state.Record, dn *dockerNetwork, self string, req AttachRequest) (netip.Prefix, netip.Addr, error) {
+	nets, err := netops.BridgeIPv6(m.host, br)
+	if err != nil {
+		return netip.Prefix{}, netip.Addr{}, err
+	}
+	if len(nets) == 0 {
+		if req.IP6.IsSet() {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("--ip6 %s: bridge %s has no global IPv6 address (a Docker network made with --ipv6 has one)", req.IP6, br.Attrs().Name)
+		}
+		return netip.Prefix{}, netip.Addr{}, nil
+	}
+	bp := prefixOf(nets[0])
+	gw := bp.Addr()
+	used := map[netip.Addr]string{}
+	neigh, err := netops.NeighborIPv6s(m.host, br.Attrs().Index)
+	if err != nil {
+		return netip.Prefix{}, netip.Addr{}, err
+	}
+	for _, ip := range neigh {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			used[a] = "a host in the neighbour table of " + br.Attrs().Name
+		}
+	}
+	if dn != nil {
+		for ip, who := range dn.Containers {
+			if a, err := netip.ParseAddr(ip); err == nil && a.Is6() {
+				used[a] = who + " (Docker)"
+			}
+		}
+	}
+	for _, r := range recs {
+		if r.ID != self && r.Address6.IsValid() {
+			used[r.Address6.Addr()] = r.DisplayName() + " (nswire)"
+		}
+	}
+	for ip, who := range m.conflicts {
+		if a, err := netip.ParseAddr(ip); err == nil && a.Is6() {
+			used[a] = who
+		}
+	}
+	addr, err := ResolveAddress6(req.IP6, bp, gw, func(a netip.Addr) string { return used[a] })
+	return addr, gw, err
+}
+
+// probe6 asks the bridge's neighbours, with a neighbour solicitation from
+// the host, whether anyone holds rec's IPv6 address, waiting at most
+// ProbeWait: the address is then added with nodad, without the kernel's
+// duplicate address detection delay.
+func (m *Manager) probe6(rec *state.Record) error {
+	br, err := netops.LinkByName(m.host, rec.Bridge)
+	if err != nil {
+		return err
+	}
+	// Its own entry from before a restart (same address, same MAC) is not
+	// another holder.
+	if err := netops.ForgetNeighbor(m.host, br.Attrs().Index, rec.IPv6(), rec.MAC); err != nil {
+		return err
+	}
+	p, err := startProbe(m.host, br.Attrs().Index, rec.IPv6(), ProbeWait)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	holder, err := p.Conflict()
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", rec.Address6.Addr(), err)
+	}
+	if holder != nil {
+		return fmt.Errorf("IPv6 address %s is already in use by a host with MAC %s that answered a neighbour solicitation on %s: give another with --ip6", rec.Address6.Addr(), holder, rec.Bridge)
+	}
+	return nil
 }

@@ -35,7 +35,7 @@ func (m *Manager) rememberDesired(rec *state.Record, chosen bool) error {
 	}
 	return ds.Put(&state.Desired{
 		ID: rec.ID, Name: rec.Name, Source: src, Bridge: rec.Bridge, IfName: rec.IfName,
-		Address: rec.Address.String(), Chosen: chosen, Gateway: rec.Gateway.String(), MAC: rec.MAC.String(), MTU: rec.MTU, Mode: string(rec.Mode),
+		Address: rec.Address.String(), Address6: prefixString(rec.Address6), Chosen: chosen, Gateway: rec.Gateway.String(), MAC: rec.MAC.String(), MTU: rec.MTU, Mode: string(rec.Mode),
 	})
 }
 

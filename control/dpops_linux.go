@@ -47,6 +47,7 @@ func endpointOf(rec *state.Record) datapath.EndpointSpec {
 		HostIfindex: rec.HostIfindex,
 		MAC:         rec.MAC,
 		IP4:         rec.IPv4(),
+		IP6:         rec.IPv6(),
 		Guard:       !rec.Observed || cniGuard(rec),
 		NoFlows:     rec.NoFlows,
 		Slot:        rec.Slot,
@@ -80,13 +81,13 @@ func (l *lazyDatapath) remove(rec *state.Record) error {
 				if dp, err = l.open(); err != nil {
 					return err
 				}
-				return dp.Remove(rec.HostIf, rec.HostIfindex, rec.IPv4(), nil)
+				return dp.Remove(rec.HostIf, rec.HostIfindex, rec.IPv4(), rec.IPv6())
 			}
 			l.ro = ro
 		}
 		dp = l.ro
 	}
-	return dp.Remove(rec.HostIf, rec.HostIfindex, rec.IPv4(), nil)
+	return dp.Remove(rec.HostIf, rec.HostIfindex, rec.IPv4(), rec.IPv6())
 }
 
 func (l *lazyDatapath) close() {

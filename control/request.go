@@ -95,6 +95,7 @@ type AttachFlags struct {
 	Network string // a Docker bridge network by name or ID, instead of Bridge
 	IfName  string // default eth0
 	IP      string // CIDR or bare IP; default: allocated
+	IP6     string // IPv6 CIDR or bare address; default: allocated when the bridge has IPv6
 	Gateway string // default: the bridge's address
 	MAC     string // default: netops.StableMAC(id)
 	MTU     int    // default: the bridge's
@@ -112,6 +113,7 @@ type AttachRequest struct {
 	Network string // a Docker network: the manager resolves it to its bridge
 	IfName  string
 	IP      IPSpec     // zero: allocate a free address
+	IP6     IPSpec     // zero: allocate one when the bridge has a global IPv6 prefix
 	Gateway netip.Addr // zero: the bridge's address
 	MAC     net.HardwareAddr
 	MTU     int
@@ -167,6 +169,11 @@ func (f AttachFlags) Parse() (AttachRequest, error) {
 	var err error
 	if f.IP != "" {
 		if r.IP, err = ParseIPFlag(f.IP); err != nil {
+			return r, err
+		}
+	}
+	if f.IP6 != "" {
+		if r.IP6, err = ParseIP6Flag(f.IP6); err != nil {
 			return r, err
 		}
 	}
@@ -252,4 +259,36 @@ func ParseIPFlag(s string) (IPSpec, error) {
 		return IPSpec{}, fmt.Errorf("--ip %q is not an IPv4 CIDR (e.g. 172.17.0.10/16)", s)
 	}
 	return IPSpec{Addr: p.Addr(), Bits: p.Bits()}, nil
+}
+
+// ParseIP6Flag parses --ip6: "ADDR/N" or a bare IPv6 address (prefix from
+// the bridge, Bits -1). Link-local, multicast, IPv4-mapped and unspecified
+// addresses are refused: nswire gives containers global (or unique local)
+// addresses; every interface has its own link-local one.
+func ParseIP6Flag(s string) (IPSpec, error) {
+	var a netip.Addr
+	bits := -1
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return IPSpec{}, fmt.Errorf("--ip6 %q is not an IPv6 address or CIDR (e.g. fd00:1::10/64)", s)
+		}
+		a, bits = p.Addr(), p.Bits()
+	} else {
+		var err error
+		if a, err = netip.ParseAddr(s); err != nil {
+			return IPSpec{}, fmt.Errorf("--ip6 %q is not an IPv6 address or CIDR (e.g. fd00:1::10/64)", s)
+		}
+	}
+	switch {
+	case !a.Is6() || a.Is4In6():
+		return IPSpec{}, fmt.Errorf("--ip6 %q is not an IPv6 address: give IPv4 addresses with --ip", s)
+	case a.Zone() != "":
+		return IPSpec{}, fmt.Errorf("--ip6 %q has a zone: give a global address", s)
+	case a.IsLinkLocalUnicast():
+		return IPSpec{}, fmt.Errorf("--ip6 %s is link-local (fe80::/10): the container's eth0 gets its own; give a global or unique local address", s)
+	case a.IsMulticast() || a.IsUnspecified() || a.IsLoopback():
+		return IPSpec{}, fmt.Errorf("--ip6 %s is not a unicast address a container can hold", s)
+	}
+	return IPSpec{Addr: a, Bits: bits}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -182,7 +183,7 @@ func (m *Manager) resolve(ctx context.Context, spec TargetSpec, requireNone bool
 type dockerNetwork struct {
 	Name       string
 	ICC        bool              // com.docker.network.bridge.enable_icc
-	Containers map[string]string // IPv4 -> container name
+	Containers map[string]string // IPv4 or IPv6 address -> container name
 }
 
 // bridgeNetwork finds the Docker network whose Linux bridge is bridge. It
@@ -255,8 +256,10 @@ func bridgeNameOf(name, id, driver string, opts map[string]string) string {
 func toDockerNetwork(n network.Inspect) *dockerNetwork {
 	dn := &dockerNetwork{Name: n.Name, ICC: n.Options["com.docker.network.bridge.enable_icc"] != "false", Containers: map[string]string{}}
 	for _, ep := range n.Containers {
-		if ip, _, ok := strings.Cut(ep.IPv4Address, "/"); ok {
-			dn.Containers[ip] = "container " + ep.Name
+		for _, a := range []string{ep.IPv4Address, ep.IPv6Address} {
+			if p, err := netip.ParsePrefix(a); err == nil {
+				dn.Containers[p.Addr().String()] = "container " + ep.Name
+			}
 		}
 	}
 	return dn

@@ -10,13 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ForgetNeighbor deletes the IPv4 neighbour entry of ip on linkIndex, but
+// ForgetNeighbor deletes the neighbour entry (IPv4 or IPv6) of ip on linkIndex, but
 // only when it points at mac: an entry that a container left behind with
 // its own MAC, which would otherwise make its address look taken. Returns
 // nil when there is no such entry.
 // ip neigh del IP dev LINK   (when its lladdr is MAC)
 func ForgetNeighbor(h *netlink.Handle, linkIndex int, ip net.IP, mac net.HardwareAddr) error {
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, netlink.FAMILY_V4) })
+	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, familyOf(ip)) })
 	if err != nil {
 		return fmt.Errorf("list neighbours: %w", err)
 	}

@@ -208,8 +208,17 @@ func Rename(h *netlink.Handle, link netlink.Link, name string) (netlink.Link, er
 }
 
 // AddAddr adds addr to link. The same address already present is success.
+//
+// An IPv6 address is added with nodad (`ip -6 addr add ADDR dev DEV nodad`):
+// nswire probes it itself before, with a bounded neighbour solicitation, so
+// the kernel's duplicate address detection (a second or more before the
+// address may be used) is not needed.
 func AddAddr(h *netlink.Handle, link netlink.Link, addr *net.IPNet) error {
-	err := h.AddrAdd(link, &netlink.Addr{IPNet: addr})
+	a := &netlink.Addr{IPNet: addr}
+	if addr.IP.To4() == nil {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	err := h.AddrAdd(link, a)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s to %s: %w", addr, link.Attrs().Name, err)
 	}
@@ -357,10 +366,14 @@ func OpenNetnsPath(path string) (netns.NsHandle, error) {
 }
 
 // ResolveNeigh makes the kernel resolve ip on linkIndex now: it creates (or
-// reuses) the neighbour entry with NTF_USE, which sends an ARP request at
-// once (what `arping -c 1 -I DEV IP` provokes; `ip neigh` has no verb for it).
+// reuses) the neighbour entry with NTF_USE, which sends an ARP request (IPv4)
+// or a neighbour solicitation (IPv6) at once (what `arping -c 1 -I DEV IP` or
+// `ndisc6 IP DEV` provoke; `ip neigh` has no verb for it).
 func ResolveNeigh(h *netlink.Handle, linkIndex int, ip net.IP) error {
-	n := &netlink.Neigh{LinkIndex: linkIndex, Family: netlink.FAMILY_V4, IP: ip.To4(), Flags: netlink.NTF_USE}
+	n := &netlink.Neigh{LinkIndex: linkIndex, Family: familyOf(ip), IP: ip, Flags: netlink.NTF_USE}
+	if v4 := ip.To4(); v4 != nil {
+		n.IP = v4
+	}
 	if err := h.NeighSet(n); err != nil {
 		return fmt.Errorf("resolve %s: %w", ip, err)
 	}
@@ -370,7 +383,7 @@ func ResolveNeigh(h *netlink.Handle, linkIndex int, ip net.IP) error {
 // Neigh returns the IPv4 neighbour entry of ip on linkIndex (`ip neigh show
 // IP dev DEV`), or nil when there is none. An interrupted dump is retried.
 func Neigh(h *netlink.Handle, linkIndex int, ip net.IP) (*netlink.Neigh, error) {
-	ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, netlink.FAMILY_V4) })
+	ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, familyOf(ip)) })
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
 	}
@@ -397,4 +410,38 @@ func SetAlias(h *netlink.Handle, link netlink.Link, alias string) error {
 		return fmt.Errorf("set alias of %s: %w", link.Attrs().Name, err)
 	}
 	return nil
+}
+
+// BridgeIPv6 returns the global IPv6 addresses of the bridge brIndex, with
+// their prefixes (`ip -6 addr show dev BR scope global`): the gateway and
+// subnet of IPv6 containers on it. Link-local addresses are left out.
+func BridgeIPv6(h *netlink.Handle, br netlink.Link) ([]*net.IPNet, error) {
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(br, netlink.FAMILY_V6) })
+	if err != nil {
+		return nil, fmt.Errorf("list IPv6 addresses of %s: %w", br.Attrs().Name, err)
+	}
+	var nets []*net.IPNet
+	for _, a := range addrs {
+		if a.Scope == unix.RT_SCOPE_UNIVERSE && !a.IP.IsLinkLocalUnicast() {
+			nets = append(nets, a.IPNet)
+		}
+	}
+	return nets, nil
+}
+
+// NeighborIPv6s returns the IPv6 addresses in the neighbour table of link
+// that a host answered for (reachable, stale, delay, probe, permanent).
+func NeighborIPv6s(h *netlink.Handle, linkIndex int) ([]net.IP, error) {
+	ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, netlink.FAMILY_V6) })
+	if err != nil {
+		return nil, fmt.Errorf("list IPv6 neighbours: %w", err)
+	}
+	var ips []net.IP
+	for _, n := range ns {
+		if n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 || n.IP.IsLinkLocalUnicast() || n.IP.IsMulticast() {
+			continue
+		}
+		ips = append(ips, n.IP)
+	}
+	return ips, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -893,5 +894,57 @@ func TestServeDetachBesideServe(t *testing.T) {
 	waitWired(t, e, cli, sentinel)
 	if r, _ := (state.Store{Dir: e.stateDir}).Get(id); r != nil {
 		t.Fatalf("serve wired a detached container again: %+v", r)
+	}
+}
+
+// TestServeDualStack: a container labelled with nswire.network (a Docker
+// network made with --ipv6) and nswire.ip6 is wired by serve with both
+// families, its page answers over IPv6, and after a restart it has the same
+// IPv6 address (kept in the desired state too).
+func TestServeDualStack(t *testing.T) {
+	e := newEnv(t)
+	cli := testenv.Docker(t)
+	ctx := context.Background()
+	netName := testenv.ContainerName("nswsv6")
+	resp, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{
+		Driver:     "bridge",
+		EnableIPv6: boolPtr(true),
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{
+			{Subnet: "10.234.13.0/28", Gateway: "10.234.13.1"},
+			{Subnet: "fd00:4e53:7771::/64", Gateway: "fd00:4e53:7771::1"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.NetworkRemove(context.Background(), resp.ID) })
+	testenv.RunOn(t, cli, netName, "sv6peer", "sleep", "300")
+	token := newToken()
+	startServe(t, e, token, 30*time.Second)
+	want6 := netip.MustParsePrefix("fd00:4e53:7771::20/64")
+	id, _ := runLabelled(t, cli, token, "srv-v6", enable("nswire.network", netName, "nswire.ip6", want6.String()))
+	rec, _ := waitWired(t, e, cli, id)
+	if rec.Address6 != want6 || rec.Bridge != "br-"+resp.ID[:12] || !netip.MustParsePrefix("10.234.13.0/28").Contains(rec.IP()) {
+		t.Fatalf("record: bridge %s, address %s, address6 %s", rec.Bridge, rec.Address, rec.Address6)
+	}
+	if body := httpGet(t, fmt.Sprintf("http://[%s]/", want6.Addr())); body != testenv.IndexHTML {
+		t.Fatalf("page over IPv6 = %q", body)
+	}
+	if d, _ := (state.DesiredStore{Dir: desiredDir(e)}).Get(id); d == nil || d.Address6 != want6.String() {
+		t.Fatalf("desired state = %+v, want address6 %s", d, want6)
+	}
+	oldPID := rec.PID
+	if err := cli.ContainerRestart(ctx, id, container.StopOptions{Timeout: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); rec.PID == oldPID && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		rec, _ = waitWired(t, e, cli, id)
+	}
+	if rec.PID == oldPID || rec.Address6 != want6 {
+		t.Fatalf("after restart: pid %d (was %d), address6 %s", rec.PID, oldPID, rec.Address6)
+	}
+	if body := httpGet(t, fmt.Sprintf("http://[%s]/", want6.Addr())); body != testenv.IndexHTML {
+		t.Fatalf("page over IPv6 after restart = %q", body)
 	}
 }

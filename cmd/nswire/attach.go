@@ -118,6 +118,7 @@ again with the same settings changes nothing.`,
 	f.StringVar(&flags.Network, "network", "", "a Docker bridge network (name or ID) whose bridge to use, instead of --bridge")
 	f.StringVar(&flags.IfName, "ifname", "eth0", "name of the interface inside the container")
 	f.StringVar(&flags.IP, "ip", "", "address in CIDR form (default: the highest free address of the bridge's subnet)")
+	f.StringVar(&flags.IP6, "ip6", "", "IPv6 address in CIDR form, on a bridge with a global IPv6 address (default: the highest free address of its prefix)")
 	f.StringVar(&flags.Gateway, "gateway", "", "default gateway (default: the bridge's address)")
 	f.StringVar(&flags.MAC, "mac", "", "MAC of the container interface (default: derived from the container ID)")
 	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair: the bridge's (default); another value is refused, as it would change the shared bridge")

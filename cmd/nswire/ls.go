@@ -11,6 +11,7 @@ import (
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/datapath"
 	"github.com/nswire/nswire/control/serve"
+	"github.com/nswire/nswire/control/state"
 )
 
 func newLsCmd(g *globalFlags) *cobra.Command {
@@ -73,7 +74,7 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 					if r.State == control.StateLive {
 						pid, ifindex = fmt.Sprint(x.PID), fmt.Sprint(x.HostIfindex)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), r.State, pid, x.HostIf, ifindex, x.IfName, addrOrNone(x.Address), x.MAC, x.Bridge, mode, status)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, short(r.ID), r.State, pid, x.HostIf, ifindex, x.IfName, addresses(x), x.MAC, x.Bridge, mode, status)
 				}
 				for _, r := range rows {
 					if r.Reason != "" && r.State != control.StateLive && r.State != control.StateDamaged {
@@ -161,4 +162,14 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// addresses is a record's IPv4 address, and its IPv6 address after a comma
+// when it has one.
+func addresses(r *state.Record) string {
+	s := addrOrNone(r.Address)
+	if r.Address6.IsValid() {
+		s += "," + r.Address6.String()
+	}
+	return s
 }

@@ -15,6 +15,7 @@ const (
 	LabelPrefix  = "nswire."
 	LabelEnable  = "nswire.enable"
 	LabelIP      = "nswire.ip"
+	LabelIP6     = "nswire.ip6"
 	LabelGateway = "nswire.gateway"
 	LabelMAC     = "nswire.mac"
 	LabelMode    = "nswire.mode"
@@ -26,7 +27,7 @@ const (
 
 // knownLabels maps each label to the attach flag it stands for.
 var knownLabels = map[string]string{
-	LabelEnable: "", LabelIP: "ip", LabelGateway: "gateway", LabelMAC: "mac",
+	LabelEnable: "", LabelIP: "ip", LabelIP6: "ip6", LabelGateway: "gateway", LabelMAC: "mac",
 	LabelMode: "mode", LabelBridge: "bridge", LabelNetwork: "network", LabelIfName: "ifname", LabelMTU: "mtu",
 }
 
@@ -72,6 +73,7 @@ func ParseLabels(id string, labels map[string]string) (req control.AttachRequest
 	flags.IP, flags.Gateway, flags.MAC = labels[LabelIP], labels[LabelGateway], labels[LabelMAC]
 	flags.Mode, flags.Bridge, flags.IfName = labels[LabelMode], labels[LabelBridge], labels[LabelIfName]
 	flags.Network = labels[LabelNetwork]
+	flags.IP6 = labels[LabelIP6]
 	if v, ok := labels[LabelMTU]; ok {
 		n, perr := strconv.Atoi(v)
 		if perr != nil {
@@ -85,6 +87,8 @@ func ParseLabels(id string, labels map[string]string) (req control.AttachRequest
 		switch k {
 		case LabelIP:
 			one.IP = flags.IP
+		case LabelIP6:
+			one.IP6 = flags.IP6
 		case LabelGateway:
 			one.Gateway = flags.Gateway
 		case LabelMAC:

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -541,6 +542,11 @@ func (s *server) wire(ctx context.Context, w *wanted) (retry bool) {
 				req.IP, remembered = ip, des.Address
 			}
 		}
+		if !req.IP6.IsSet() && des.Address6 != "" {
+			if ip, err := control.ParseIP6Flag(des.Address6); err == nil {
+				req.IP6 = ip
+			}
+		}
 		if req.MAC == nil && des.MAC != "" {
 			if mac, err := control.ParseMAC(des.MAC); err == nil {
 				req.MAC = mac
@@ -610,10 +616,14 @@ func (s *server) ensureDesired(r *state.Record, fromLabels, chosen bool) {
 		src = state.SourceLabel
 	}
 	addr, mac, mode := r.Address.String(), r.MAC.String(), string(r.Mode)
-	if old != nil && old.Source == src && old.Address == addr && old.MAC == mac && old.Mode == mode && old.Name == r.Name && old.Chosen == chosen {
+	if old != nil && old.Source == src && old.Address == addr && old.Address6 == prefixText(r.Address6) && old.MAC == mac && old.Mode == mode && old.Name == r.Name && old.Chosen == chosen {
 		return
 	}
-	d := &state.Desired{ID: r.ID, Name: r.Name, Source: src, Bridge: r.Bridge, IfName: r.IfName, Address: addr, Chosen: chosen,
+	var addr6 string
+	if r.Address6.IsValid() {
+		addr6 = r.Address6.String()
+	}
+	d := &state.Desired{ID: r.ID, Name: r.Name, Source: src, Bridge: r.Bridge, IfName: r.IfName, Address: addr, Address6: addr6, Chosen: chosen,
 		Gateway: r.Gateway.String(), MAC: mac, MTU: r.MTU, Mode: mode}
 	if err := s.desired.Put(d); err != nil {
 		s.record(Event{Action: ActError, Container: r.Name, ID: r.ID, Reason: err.Error()})
@@ -700,4 +710,12 @@ func (l *lockedCollector) Collect(ch chan<- prometheus.Metric) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.c.Collect(ch)
+}
+
+// prefixText is p in CIDR form, or "" when there is none.
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }

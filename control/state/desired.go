@@ -40,6 +40,8 @@ type Desired struct {
 	Bridge  string `json:"bridge,omitempty"`
 	IfName  string `json:"ifName,omitempty"`
 	Address string `json:"address,omitempty"` // CIDR, the one in use (chosen or given)
+	// Address6 is its IPv6 address (CIDR), when its bridge has IPv6.
+	Address6 string `json:"address6,omitempty"`
 	// Chosen is true when nswire chose the address (none was given): it
 	// may move the container to another one if a foreign host takes it.
 	Chosen  bool      `json:"chosen,omitempty"`

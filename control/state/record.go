@@ -47,6 +47,8 @@ type Record struct {
 	IfName      string
 	Address     netip.Prefix // the container's address and prefix; zero when an observed container has none
 	Gateway     netip.Addr   // zero for observed containers
+	Address6    netip.Prefix // its IPv6 address, when the bridge has IPv6; zero otherwise
+	Gateway6    netip.Addr   // its IPv6 default gateway; zero without IPv6
 	MAC         net.HardwareAddr
 	MTU         int
 	Bridge      string
@@ -75,6 +77,8 @@ type wireRecord struct {
 	IfName      string    `json:"ifName"`
 	Address     string    `json:"address"` // CIDR
 	Gateway     string    `json:"gateway"`
+	Address6    string    `json:"address6,omitempty"`
+	Gateway6    string    `json:"gateway6,omitempty"`
 	MAC         string    `json:"mac"`
 	MTU         int       `json:"mtu"`
 	Bridge      string    `json:"bridge"`
@@ -123,6 +127,12 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 	}
 	if len(r.MAC) > 0 {
 		w.MAC = r.MAC.String()
+	}
+	if r.Address6.IsValid() {
+		w.Address6 = r.Address6.String()
+	}
+	if r.Gateway6.IsValid() {
+		w.Gateway6 = r.Gateway6.String()
 	}
 	return json.Marshal(w)
 }
@@ -185,6 +195,16 @@ func (w *wireRecord) parse() (*Record, error) {
 			return nil, fmt.Errorf("record gateway %q is not an IP address", w.Gateway)
 		}
 	}
+	if w.Address6 != "" {
+		if r.Address6, err = netip.ParsePrefix(w.Address6); err != nil || !r.Address6.Addr().Is6() || r.Address6.Addr().Is4In6() {
+			return nil, fmt.Errorf("record address6 %q is not an IPv6 CIDR", w.Address6)
+		}
+	}
+	if w.Gateway6 != "" {
+		if r.Gateway6, err = netip.ParseAddr(w.Gateway6); err != nil || !r.Gateway6.Is6() {
+			return nil, fmt.Errorf("record gateway6 %q is not an IPv6 address", w.Gateway6)
+		}
+	}
 	if w.MAC != "" || !w.Observed {
 		if r.MAC, err = net.ParseMAC(w.MAC); err != nil {
 			return nil, fmt.Errorf("record mac: %w", err)
@@ -206,4 +226,13 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	}
 	*r = *x
 	return nil
+}
+
+// IPv6 returns the record's IPv6 address as a 16-byte net.IP, or nil when it
+// has none.
+func (r *Record) IPv6() net.IP {
+	if !r.Address6.IsValid() {
+		return nil
+	}
+	return net.IP(r.Address6.Addr().AsSlice())
 }

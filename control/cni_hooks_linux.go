@@ -47,9 +47,11 @@ type CNIRoute struct {
 
 // CNIAddress is what the IPAM plugin gave for one attachment.
 type CNIAddress struct {
-	Address *net.IPNet // IPv4, with the subnet's prefix
-	Gateway net.IP     // nil: the bridge's address
-	Routes  []CNIRoute
+	Address  *net.IPNet // IPv4, with the subnet's prefix
+	Gateway  net.IP     // nil: the bridge's address
+	Address6 *net.IPNet // IPv6, with its prefix; nil: IPv4 only
+	Gateway6 net.IP     // the IPv6 gateway (required with Address6)
+	Routes   []CNIRoute
 }
 
 // CNIAttachRequest is a CNI ADD in standalone mode.
@@ -160,6 +162,7 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 		br         *netlink.Bridge
 		brCreated  bool
 		gwAdded    *net.IPNet
+		gw6Added   *net.IPNet
 		defaultGW  net.IP
 		extra      []CNIRoute
 		bridgeMTU  = req.MTU
@@ -208,6 +211,21 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 					if added {
 						gwAdded = gwNet
 					}
+					if addr.Address6 != nil {
+						gw6Net := &net.IPNet{IP: addr.Gateway6, Mask: addr.Address6.Mask}
+						added6, err := netops.EnsureAddr(m.host, br, gw6Net)
+						if err != nil {
+							if brCreated {
+								netops.DeleteLink(m.host, req.Bridge)
+							} else if gwAdded != nil {
+								netops.DelAddr(m.host, br, gwAdded)
+							}
+							return fmt.Errorf("give bridge %s the IPv6 gateway address: %w", req.Bridge, err)
+						}
+						if added6 {
+							gw6Added = gw6Net
+						}
+					}
 					// A gateway forwards (as the reference bridge plugin
 					// does for isGateway); never turned off again.
 					if err := netops.EnableIPv4Forwarding(); err != nil {
@@ -225,10 +243,14 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 				if brCreated {
 					return netops.DeleteLink(m.host, req.Bridge)
 				}
+				var errs []error
 				if gwAdded != nil {
-					return netops.DelAddr(m.host, br, gwAdded)
+					errs = append(errs, netops.DelAddr(m.host, br, gwAdded))
 				}
-				return nil
+				if gw6Added != nil {
+					errs = append(errs, netops.DelAddr(m.host, br, gw6Added))
+				}
+				return errors.Join(errs...)
 			},
 		},
 	}
@@ -254,6 +276,14 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	rec, err := m.cniPlan(t, req, br, addr.Address, defaultGW)
 	if err != nil {
 		return nil, undoFixed(err)
+	}
+	if addr.Address6 != nil {
+		if addr.Gateway6 == nil {
+			return nil, undoFixed(fmt.Errorf("plan: the IPAM plugin gave IPv6 address %s without a gateway", addr.Address6))
+		}
+		// The attach plan's address6 and route6 steps configure it.
+		rec.Address6 = prefixOf(addr.Address6)
+		rec.Gateway6, _ = netip.AddrFromSlice(addr.Gateway6.To16())
 	}
 	if err := m.clearLeftover(rec); err != nil {
 		return nil, undoFixed(err)

@@ -77,7 +77,11 @@ func EnsureAddr(h *netlink.Handle, link netlink.Link, addr *net.IPNet) (added bo
 			return false, nil
 		}
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: addr}); err != nil {
+	a := &netlink.Addr{IPNet: addr}
+	if addr.IP.To4() == nil {
+		a.Flags = unix.IFA_F_NODAD // usable at once, as AddAddr
+	}
+	if err := h.AddrAdd(link, a); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return false, nil
 		}

@@ -92,6 +92,7 @@ func Add(args *skel.CmdArgs) error {
 			}
 			addr, gw := IPv4Of(ipamRes, -1)
 			a := &control.CNIAddress{Address: addr, Gateway: gw}
+			a.Address6, a.Gateway6 = IPv6Of(ipamRes)
 			for _, r := range ipamRes.Routes {
 				if r != nil {
 					dst := r.Dst
@@ -114,6 +115,10 @@ func Add(args *skel.CmdArgs) error {
 		Bridge: rec.Bridge, BridgeMAC: res.BridgeMAC, HostIf: rec.HostIf, HostMAC: res.HostMAC,
 		IfName: rec.IfName, MAC: rec.MAC.String(), Netns: args.Netns,
 		Address: &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}, Gateway: net.IP(rec.Gateway.AsSlice()),
+	}
+	if rec.Address6.IsValid() {
+		w.Address6 = &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
+		w.Gateway6 = net.IP(rec.Gateway6.AsSlice())
 	}
 	for _, r := range res.Routes {
 		w.Routes = append(w.Routes, &types.Route{Dst: *r.Dst, GW: r.GW})

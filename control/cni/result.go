@@ -16,6 +16,8 @@ type Wiring struct {
 	Netns             string // CNI_NETNS: the sandbox of the container interface
 	Address           *net.IPNet
 	Gateway           net.IP
+	Address6          *net.IPNet // nil: IPv4 only
+	Gateway6          net.IP
 	Routes            []*types.Route
 	DNS               types.DNS
 }
@@ -26,6 +28,10 @@ type Wiring struct {
 // in the container and the IPAM plugin's DNS.
 func BuildResult(w Wiring) *current.Result {
 	idx := 2
+	ips := []*current.IPConfig{{Interface: &idx, Address: *w.Address, Gateway: w.Gateway}}
+	if w.Address6 != nil {
+		ips = append(ips, &current.IPConfig{Interface: &idx, Address: *w.Address6, Gateway: w.Gateway6})
+	}
 	return &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
@@ -33,7 +39,7 @@ func BuildResult(w Wiring) *current.Result {
 			{Name: w.HostIf, Mac: w.HostMAC},
 			{Name: w.IfName, Mac: w.MAC, Sandbox: w.Netns},
 		},
-		IPs:    []*current.IPConfig{{Interface: &idx, Address: *w.Address, Gateway: w.Gateway}},
+		IPs:    ips,
 		Routes: w.Routes,
 		DNS:    w.DNS,
 	}
@@ -88,4 +94,16 @@ func IPv4Of(res *current.Result, iface int) (*net.IPNet, net.IP) {
 	}
 	a := first.Address
 	return &a, first.Gateway
+}
+
+// IPv6Of returns the first IPv6 address of res and its gateway (nil, nil
+// when res has none).
+func IPv6Of(res *current.Result) (*net.IPNet, net.IP) {
+	for _, ip := range res.IPs {
+		if ip != nil && ip.Address.IP.To4() == nil && ip.Address.IP.To16() != nil {
+			a := ip.Address
+			return &a, ip.Gateway
+		}
+	}
+	return nil, nil
 }

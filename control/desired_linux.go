@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/nswire/nswire/control/state"
 )
@@ -85,5 +85,5 @@ func (m *Manager) waitingForServe(ctx context.Context, rec *state.Record) bool {
 		return false
 	}
 	_, err = cli.ContainerInspect(ctx, rec.ID)
-	return err == nil || !errdefs.IsNotFound(err) // keep it unless surely removed
+	return err == nil || !cerrdefs.IsNotFound(err) // keep it unless surely removed
 }

@@ -123,9 +123,7 @@ func (m *Manager) checkAndRepair(t *Target, rec *state.Record, dryRun bool) ([]s
 	}
 	if rec.Mode.Programs() {
 		if miss := m.dp.missing(rec); len(miss) > 0 {
-			for _, what := range miss[:len(miss)-1] {
-				repaired = append(repaired, what)
-			}
+			repaired = append(repaired, miss[:len(miss)-1]...)
 			if err := fix(miss[len(miss)-1], func() error {
 				used, err := m.dp.install(rec, rec.Hook)
 				if err == nil && used != rec.Hook {

@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/netops"
@@ -91,7 +91,7 @@ func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectRes
 	if errors.Is(err, ErrDockerTimeout) {
 		return c, err
 	}
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return c, fmt.Errorf("container %q not found (`docker ps -a` lists containers)", ref)
 	}
 	if err != nil {
@@ -225,7 +225,7 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 			return nil, err
 		}
 		if err != nil {
-			if client.IsErrNotFound(err) {
+			if cerrdefs.IsNotFound(err) {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("inspect docker network %s: %w", n.Name, err)
@@ -265,31 +265,6 @@ func toDockerNetwork(n network.Inspect) *dockerNetwork {
 	return dn
 }
 
-// noneContainers lists running containers started with --network=none.
-func (m *Manager) noneContainers(ctx context.Context) ([]container.Summary, error) {
-	if ok, err := m.dockerReachable(ctx); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errors.New("the Docker engine is not reachable: cannot list --network=none containers")
-	}
-	all, err := dockerCall(ctx, m, "list containers", func(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
-		return cli.ContainerList(ctx, container.ListOptions{})
-	})
-	if errors.Is(err, ErrDockerTimeout) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	var out []container.Summary
-	for _, c := range all {
-		if c.HostConfig.NetworkMode == "none" {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // networkBridge resolves a Docker network, by name or ID, to its Linux
 // bridge. A network that does not exist, or whose driver is not bridge, is
 // an error naming it and what would do.
@@ -303,7 +278,7 @@ func (m *Manager) networkBridge(ctx context.Context, name string) (string, error
 	n, err := dockerCall(ctx, m, "inspect docker network "+name, func(ctx context.Context, cli *client.Client) (network.Inspect, error) {
 		return cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	})
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("--network %s: no such Docker network (`docker network ls` lists them)", name)
 	}
 	if err != nil {

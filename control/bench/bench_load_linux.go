@@ -54,7 +54,6 @@ type sideResult struct {
 	last    time.Duration
 	samples []int32 // per-transaction latency in ns (tcp_rr client)
 	errors  int     // failed exchanges, retried (tcp_crr client)
-	err     error
 }
 
 func (s *sideResult) add(t time.Duration, n float64, w loadWindow) {

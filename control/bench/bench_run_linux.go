@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -375,7 +376,7 @@ func (l *benchLab) close(ctx context.Context) error {
 		dctx, cancel := l.m.DockerContext(ctx)
 		err := l.cli.ContainerRemove(dctx, l.containers[i], container.RemoveOptions{Force: true})
 		cancel()
-		if err != nil && !client.IsErrNotFound(err) {
+		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove container %.12s: %w", l.containers[i], err))
 		}
 	}

@@ -24,11 +24,11 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
@@ -412,7 +412,7 @@ func (s *server) reconcile(ctx context.Context, id string) (retry bool) {
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	ci, err := s.cli.ContainerInspect(ictx, id)
 	cancel()
-	gone := errdefs.IsNotFound(err)
+	gone := cerrdefs.IsNotFound(err)
 	if err != nil && !gone {
 		if ctx.Err() == nil {
 			s.log.Warn("inspect", "id", short(id), "err", err)

@@ -31,6 +31,21 @@ const FailAfterStepEnv = "NSWIRE_FAIL_AFTER_STEP"
 // on stderr (runtimes pass a plugin's stderr on to their own, or log it).
 const VerboseEnv = "NSWIRE_CNI_VERBOSE"
 
+// withManager parses args' configuration for command, opens the manager and
+// runs fn with both: the start of every CNI command.
+func withManager(args *skel.CmdArgs, command string, fn func(c *NetConf, m *control.Manager) error) error {
+	c, err := ParseConfig(args.StdinData, command)
+	if err != nil {
+		return err
+	}
+	m, err := openManager(c)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return fn(c, m)
+}
+
 func openManager(c *NetConf) (*control.Manager, error) {
 	cfg := control.Config{StateDir: c.StateDir, PinDir: c.PinDir}
 	fmt.Sscan(os.Getenv(FailAfterStepEnv), &cfg.FailAfterStep)
@@ -53,104 +68,90 @@ func info(args *skel.CmdArgs, c *NetConf) control.CNIInfo {
 // Add wires the container (standalone) or starts counting the interface a
 // previous plugin made (chained).
 func Add(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData, "ADD")
-	if err != nil {
-		return err
-	}
-	m, err := openManager(c)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	ctx := context.Background()
-	id := info(args, c)
-	if c.Chained {
-		_, in, err := SandboxInterface(c.Prev, args.IfName)
-		if err != nil {
-			return types.NewError(types.ErrInvalidNetworkConfig, "chained nswire: no interface to observe", err.Error())
-		}
-		if _, _, err := m.Observe(ctx, control.ObserveRequest{
-			Target: control.TargetSpec{NetnsPath: args.Netns}, IfName: in.Name, Hook: c.Hook, CNI: &id,
-		}); err != nil {
-			return types.NewError(types.ErrInternal, "nswire observe", err.Error())
-		}
-		return types.PrintResult(c.Prev, c.CNIVersion)
-	}
-
-	var ipamRes *current.Result
-	res, err := m.AttachCNI(ctx, control.CNIAttachRequest{
-		NetnsPath: args.Netns, CNI: id, Bridge: c.Bridge, IsGateway: c.IsGateway, MTU: c.MTU,
-		Mode: c.Mode, Hook: c.Hook,
-		Allocate: func() (*control.CNIAddress, error) {
-			r, err := ipam.ExecAdd(c.IPAM.Type, args.StdinData)
+	return withManager(args, "ADD", func(c *NetConf, m *control.Manager) error {
+		ctx := context.Background()
+		id := info(args, c)
+		if c.Chained {
+			_, in, err := SandboxInterface(c.Prev, args.IfName)
 			if err != nil {
-				return nil, err
+				return types.NewError(types.ErrInvalidNetworkConfig, "chained nswire: no interface to observe", err.Error())
 			}
-			if ipamRes, err = current.NewResultFromResult(r); err != nil {
-				ipam.ExecDel(c.IPAM.Type, args.StdinData)
-				return nil, fmt.Errorf("convert the IPAM result: %w", err)
+			if _, _, err := m.Observe(ctx, control.ObserveRequest{
+				Target: control.TargetSpec{NetnsPath: args.Netns}, IfName: in.Name, Hook: c.Hook, CNI: &id,
+			}); err != nil {
+				return types.NewError(types.ErrInternal, "nswire observe", err.Error())
 			}
-			addr, gw := IPv4Of(ipamRes, -1)
-			a := &control.CNIAddress{Address: addr, Gateway: gw}
-			a.Address6, a.Gateway6 = IPv6Of(ipamRes)
-			for _, r := range ipamRes.Routes {
-				if r != nil {
-					dst := r.Dst
-					a.Routes = append(a.Routes, control.CNIRoute{Dst: &dst, GW: r.GW})
-				}
-			}
-			return a, nil
-		},
-		Release: func() error { return ipam.ExecDel(c.IPAM.Type, args.StdinData) },
-	})
-	if err != nil {
-		var te *types.Error
-		if errors.As(err, &te) {
-			return te
+			return types.PrintResult(c.Prev, c.CNIVersion)
 		}
-		return types.NewError(types.ErrInternal, "nswire attach", err.Error())
-	}
-	rec := res.Record
-	w := Wiring{
-		Bridge: rec.Bridge, BridgeMAC: res.BridgeMAC, HostIf: rec.HostIf, HostMAC: res.HostMAC,
-		IfName: rec.IfName, MAC: rec.MAC.String(), Netns: args.Netns,
-		Address: &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}, Gateway: net.IP(rec.Gateway.AsSlice()),
-	}
-	if rec.Address6.IsValid() {
-		w.Address6 = &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
-		w.Gateway6 = net.IP(rec.Gateway6.AsSlice())
-	}
-	for _, r := range res.Routes {
-		w.Routes = append(w.Routes, &types.Route{Dst: *r.Dst, GW: r.GW})
-	}
-	if ipamRes != nil {
-		w.DNS = ipamRes.DNS
-	}
-	return types.PrintResult(BuildResult(w), c.CNIVersion)
+
+		var ipamRes *current.Result
+		res, err := m.AttachCNI(ctx, control.CNIAttachRequest{
+			NetnsPath: args.Netns, CNI: id, Bridge: c.Bridge, IsGateway: c.IsGateway, MTU: c.MTU,
+			Mode: c.Mode, Hook: c.Hook,
+			Allocate: func() (*control.CNIAddress, error) {
+				r, err := ipam.ExecAdd(c.IPAM.Type, args.StdinData)
+				if err != nil {
+					return nil, err
+				}
+				if ipamRes, err = current.NewResultFromResult(r); err != nil {
+					ipam.ExecDel(c.IPAM.Type, args.StdinData)
+					return nil, fmt.Errorf("convert the IPAM result: %w", err)
+				}
+				addr, gw := IPv4Of(ipamRes, -1)
+				a := &control.CNIAddress{Address: addr, Gateway: gw}
+				a.Address6, a.Gateway6 = IPv6Of(ipamRes)
+				for _, r := range ipamRes.Routes {
+					if r != nil {
+						dst := r.Dst
+						a.Routes = append(a.Routes, control.CNIRoute{Dst: &dst, GW: r.GW})
+					}
+				}
+				return a, nil
+			},
+			Release: func() error { return ipam.ExecDel(c.IPAM.Type, args.StdinData) },
+		})
+		if err != nil {
+			var te *types.Error
+			if errors.As(err, &te) {
+				return te
+			}
+			return types.NewError(types.ErrInternal, "nswire attach", err.Error())
+		}
+		rec := res.Record
+		w := Wiring{
+			Bridge: rec.Bridge, BridgeMAC: res.BridgeMAC, HostIf: rec.HostIf, HostMAC: res.HostMAC,
+			IfName: rec.IfName, MAC: rec.MAC.String(), Netns: args.Netns,
+			Address: &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}, Gateway: net.IP(rec.Gateway.AsSlice()),
+		}
+		if rec.Address6.IsValid() {
+			w.Address6 = &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
+			w.Gateway6 = net.IP(rec.Gateway6.AsSlice())
+		}
+		for _, r := range res.Routes {
+			w.Routes = append(w.Routes, &types.Route{Dst: *r.Dst, GW: r.GW})
+		}
+		if ipamRes != nil {
+			w.DNS = ipamRes.DNS
+		}
+		return types.PrintResult(BuildResult(w), c.CNIVersion)
+	})
 }
 
 // Del removes what ADD did: standalone, the wiring, the counters and the
 // IPAM lease; chained, only the counters. It needs no namespace, works after
 // the namespace is gone and succeeds when there is nothing to remove.
 func Del(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData, "DEL")
-	if err != nil {
-		return err
-	}
-	m, err := openManager(c)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if _, err := m.DetachCNI(context.Background(), args.ContainerID, args.IfName); err != nil {
-		return types.NewError(types.ErrTryAgainLater, "nswire detach", err.Error())
-	}
-	if !c.Chained {
-		if err := ipam.ExecDel(c.IPAM.Type, args.StdinData); err != nil {
-			return types.NewError(types.ErrTryAgainLater, "release the address (IPAM DEL)", err.Error())
+	return withManager(args, "DEL", func(c *NetConf, m *control.Manager) error {
+		if _, err := m.DetachCNI(context.Background(), args.ContainerID, args.IfName); err != nil {
+			return types.NewError(types.ErrTryAgainLater, "nswire detach", err.Error())
 		}
-	}
-	return nil
+		if !c.Chained {
+			if err := ipam.ExecDel(c.IPAM.Type, args.StdinData); err != nil {
+				return types.NewError(types.ErrTryAgainLater, "release the address (IPAM DEL)", err.Error())
+			}
+		}
+		return nil
+	})
 }
 
 // Check compares the live attachment with prevResult and nswire's record:
@@ -158,31 +159,24 @@ func Del(args *skel.CmdArgs) error {
 // on its bridge, the counters' programs; standalone, the IPAM plugin
 // checks its lease too.
 func Check(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData, "CHECK")
-	if err != nil {
-		return err
-	}
-	if c.Prev == nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult", "the runtime sent no prevResult")
-	}
-	m, err := openManager(c)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	live, err := m.InspectCNI(context.Background(), args.ContainerID, args.IfName, args.Netns)
-	if err != nil {
-		return types.NewError(types.ErrUnknownContainer, "nswire CHECK", err.Error())
-	}
-	if !c.Chained {
-		if err := ipam.ExecCheck(c.IPAM.Type, args.StdinData); err != nil {
-			return types.NewError(types.ErrInternal, "IPAM CHECK", err.Error())
+	return withManager(args, "CHECK", func(c *NetConf, m *control.Manager) error {
+		if c.Prev == nil {
+			return types.NewError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult", "the runtime sent no prevResult")
 		}
-	}
-	if problems := Compare(c, args.IfName, live); len(problems) > 0 {
-		return types.NewError(types.ErrInternal, "nswire CHECK: the attachment differs from prevResult", strings.Join(problems, "; "))
-	}
-	return nil
+		live, err := m.InspectCNI(context.Background(), args.ContainerID, args.IfName, args.Netns)
+		if err != nil {
+			return types.NewError(types.ErrUnknownContainer, "nswire CHECK", err.Error())
+		}
+		if !c.Chained {
+			if err := ipam.ExecCheck(c.IPAM.Type, args.StdinData); err != nil {
+				return types.NewError(types.ErrInternal, "IPAM CHECK", err.Error())
+			}
+		}
+		if problems := Compare(c, args.IfName, live); len(problems) > 0 {
+			return types.NewError(types.ErrInternal, "nswire CHECK: the attachment differs from prevResult", strings.Join(problems, "; "))
+		}
+		return nil
+	})
 }
 
 // Compare lists how live differs from c's prevResult and the record.
@@ -249,49 +243,35 @@ func hasAddr(have []*net.IPNet, want *net.IPNet) bool {
 // GC removes the attachments of this network that are not in
 // cni.dev/valid-attachments, then lets the IPAM plugin collect its leases.
 func GC(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData, "GC")
-	if err != nil {
-		return err
-	}
-	m, err := openManager(c)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	valid := map[string]bool{}
-	for _, a := range c.ValidAttachments {
-		valid[control.CNIRecordID(a.ContainerID, a.IfName)] = true
-	}
-	if _, err := m.GCCNI(context.Background(), c.Name, valid); err != nil {
-		return types.NewError(types.ErrTryAgainLater, "nswire GC", err.Error())
-	}
-	if !c.Chained {
-		if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
-			return types.NewError(types.ErrTryAgainLater, "IPAM GC", err.Error())
+	return withManager(args, "GC", func(c *NetConf, m *control.Manager) error {
+		valid := map[string]bool{}
+		for _, a := range c.ValidAttachments {
+			valid[control.CNIRecordID(a.ContainerID, a.IfName)] = true
 		}
-	}
-	return nil
+		if _, err := m.GCCNI(context.Background(), c.Name, valid); err != nil {
+			return types.NewError(types.ErrTryAgainLater, "nswire GC", err.Error())
+		}
+		if !c.Chained {
+			if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
+				return types.NewError(types.ErrTryAgainLater, "IPAM GC", err.Error())
+			}
+		}
+		return nil
+	})
 }
 
 // Status reports whether ADD can work: nswire's privileges and state
 // directory, and, standalone, the IPAM plugin's own STATUS.
 func Status(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData, "STATUS")
-	if err != nil {
-		return err
-	}
-	m, err := openManager(c)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := m.Store().Ensure(); err != nil {
-		return types.NewError(types.ErrPluginNotAvailable, "nswire state directory", err.Error())
-	}
-	if !c.Chained {
-		if err := ipam.ExecStatus(c.IPAM.Type, args.StdinData); err != nil {
-			return types.NewError(types.ErrPluginNotAvailable, "IPAM STATUS", err.Error())
+	return withManager(args, "STATUS", func(c *NetConf, m *control.Manager) error {
+		if err := m.Store().Ensure(); err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "nswire state directory", err.Error())
 		}
-	}
-	return nil
+		if !c.Chained {
+			if err := ipam.ExecStatus(c.IPAM.Type, args.StdinData); err != nil {
+				return types.NewError(types.ErrPluginNotAvailable, "IPAM STATUS", err.Error())
+			}
+		}
+		return nil
+	})
 }

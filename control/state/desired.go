@@ -97,23 +97,7 @@ func (s DesiredStore) Put(d *Desired) error {
 	if err != nil {
 		return fmt.Errorf("encode desired state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write desired state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path(d.ID))
-	}
-	if err != nil {
+	if err := writeAtomic(dir, s.path(d.ID), append(data, '\n'), true); err != nil {
 		return fmt.Errorf("write desired state of %.12s: %w", d.ID, err)
 	}
 	return nil

@@ -101,6 +101,30 @@ func createTemp(dir string) (*os.File, error) {
 	}
 }
 
+// writeAtomic writes data to path through a temp file in dir (created
+// without following symlinks) and a rename, so a reader, or a process killed
+// at any point, sees the old file or the new one, never a part. With sync
+// the data reaches the disk before the rename (for state that must survive
+// a reboot).
+func writeAtomic(dir, path string, data []byte, sync bool) error {
+	f, err := createTemp(dir)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	return err
+}
+
 // DamagedDir is the subdirectory of the state dir where damaged records
 // are moved aside for inspection.
 const DamagedDir = "damaged"

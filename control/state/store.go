@@ -56,21 +56,8 @@ func (s Store) Put(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
-	f, err := createTemp(s.Dir)
-	if err != nil {
+	if err := writeAtomic(s.Dir, s.Path(r.ID), append(data, '\n'), false); err != nil {
 		return fmt.Errorf("write record: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write record: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close record: %w", err)
-	}
-	if err := os.Rename(tmp, s.Path(r.ID)); err != nil {
-		return fmt.Errorf("install record: %w", err)
 	}
 	return nil
 }
@@ -199,20 +186,8 @@ func (s Store) MarkDetaching(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode tombstone: %w", err)
 	}
-	f, err := createTemp(s.Dir)
-	if err != nil {
+	if err := writeAtomic(s.Dir, s.tombstonePath(rec.ID), data, false); err != nil {
 		return fmt.Errorf("write tombstone: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), s.tombstonePath(rec.ID))
-	}
-	if werr != nil {
-		return fmt.Errorf("write tombstone: %w", werr)
 	}
 	return nil
 }

@@ -31,6 +31,24 @@ var knownLabels = map[string]string{
 	LabelMode: "mode", LabelBridge: "bridge", LabelNetwork: "network", LabelIfName: "ifname", LabelMTU: "mtu",
 }
 
+// labelSetters sets the attach flag each label stands for.
+var labelSetters = map[string]func(f *control.AttachFlags, v string) error{
+	LabelIP:      func(f *control.AttachFlags, v string) error { f.IP = v; return nil },
+	LabelIP6:     func(f *control.AttachFlags, v string) error { f.IP6 = v; return nil },
+	LabelGateway: func(f *control.AttachFlags, v string) error { f.Gateway = v; return nil },
+	LabelMAC:     func(f *control.AttachFlags, v string) error { f.MAC = v; return nil },
+	LabelMode:    func(f *control.AttachFlags, v string) error { f.Mode = v; return nil },
+	LabelBridge:  func(f *control.AttachFlags, v string) error { f.Bridge = v; return nil },
+	LabelNetwork: func(f *control.AttachFlags, v string) error { f.Network = v; return nil },
+	LabelIfName:  func(f *control.AttachFlags, v string) error { f.IfName = v; return nil },
+	LabelMTU: func(f *control.AttachFlags, v string) (err error) {
+		if f.MTU, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("not a number: give 68 to 65535")
+		}
+		return nil
+	},
+}
+
 // LabelError is a label with a bad value: it names the label and the value.
 type LabelError struct {
 	Label, Value string
@@ -70,48 +88,24 @@ func ParseLabels(id string, labels map[string]string) (req control.AttachRequest
 			return req, true, &LabelError{k, labels[k], fmt.Errorf("unknown label: nswire reads %s", strings.Join(labelNames(), ", "))}
 		}
 	}
-	flags.IP, flags.Gateway, flags.MAC = labels[LabelIP], labels[LabelGateway], labels[LabelMAC]
-	flags.Mode, flags.Bridge, flags.IfName = labels[LabelMode], labels[LabelBridge], labels[LabelIfName]
-	flags.Network = labels[LabelNetwork]
-	flags.IP6 = labels[LabelIP6]
-	if v, ok := labels[LabelMTU]; ok {
-		n, perr := strconv.Atoi(v)
-		if perr != nil {
-			return req, true, &LabelError{LabelMTU, v, fmt.Errorf("not a number: give 68 to 65535")}
-		}
-		flags.MTU = n
-	}
-	// Validate each label alone, so the error names the one that is bad.
+	// Each label alone first, so the error names the one that is bad.
 	for _, k := range keys {
-		one := control.AttachFlags{Target: flags.Target}
-		switch k {
-		case LabelIP:
-			one.IP = flags.IP
-		case LabelIP6:
-			one.IP6 = flags.IP6
-		case LabelGateway:
-			one.Gateway = flags.Gateway
-		case LabelMAC:
-			one.MAC = flags.MAC
-		case LabelMode:
-			one.Mode = flags.Mode
-		case LabelBridge:
-			one.Bridge = flags.Bridge
-		case LabelNetwork:
-			one.Network = flags.Network
-		case LabelIfName:
-			one.IfName = flags.IfName
-		case LabelMTU:
-			one.MTU = flags.MTU
-		default:
-			continue
+		set := labelSetters[k]
+		if set == nil {
+			continue // nswire.enable
 		}
-		if labels[k] == "" {
+		v := labels[k]
+		if v == "" {
 			return req, true, &LabelError{k, "", fmt.Errorf("empty: leave the label out for the default")}
 		}
-		if _, err := one.Parse(); err != nil {
-			return req, true, &LabelError{k, labels[k], err}
+		one := control.AttachFlags{Target: flags.Target}
+		if err := set(&one, v); err != nil {
+			return req, true, &LabelError{k, v, err}
 		}
+		if _, err := one.Parse(); err != nil {
+			return req, true, &LabelError{k, v, err}
+		}
+		set(&flags, v)
 	}
 	if req, err = flags.Parse(); err != nil { // what no single label shows
 		return req, true, fmt.Errorf("labels: %w", err)

@@ -76,6 +76,7 @@ enum drop_reason {
 	DROP_RA = 4,           /* ICMPv6 router advertisement (type 134) */
 	DROP_REDIRECT = 5,     /* ICMPv6 redirect (type 137) */
 	DROP_IP6_UNPARSED = 6, /* IPv6 header chain the guard cannot follow to its upper-layer header */
+	DROP_ND_SPOOF = 7,     /* neighbour solicitation/advertisement for an address or MAC not the endpoint's */
 	N_DROP_REASONS,
 };
 
@@ -296,6 +297,8 @@ struct pkt {
 	__u8 tcp_flags;
 	__u16 sport;        /* host order; ICMP/ICMPv6: type */
 	__u16 dport;        /* host order; ICMP/ICMPv6: code */
+	__u32 l4_off;       /* IPv6: offset of the upper-layer header */
+	__u32 l3_end;       /* IPv6: offset just past the payload */
 };
 
 // Bytes the parser pulls into the linear data: Ethernet + two VLAN tags + an
@@ -503,6 +506,8 @@ static __always_inline void parse(struct __sk_buff *skb, struct pkt *p)
 		}
 		p->ipproto = w.nexthdr;
 		p->l4 = l4_class(w.nexthdr, IPPROTO_ICMPV6);
+		p->l4_off = w.off;
+		p->l3_end = off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		if (!p->later_frag)
 			read_l4(skb, p, w.off);
 	} else if (proto == bpf_htons(ETH_P_ARP)) {
@@ -643,6 +648,14 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
 }
 
+// mac_eq_bytes compares a MAC at any alignment (an option inside a packet or
+// a copy of one) with b.
+static __always_inline int mac_eq_bytes(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] &&
+	       a[5] == b[5];
+}
+
 static __always_inline int ip6_is_zero(const __u32 *a)
 {
 	return (a[0] | a[1] | a[2] | a[3]) == 0;
@@ -664,33 +677,116 @@ static __always_inline int ip6_is_eui64_ll(const __u8 *a, const __u8 *mac)
 	       a[13] == mac[3] && a[14] == mac[4] && a[15] == mac[5];
 }
 
+#define ICMPV6_MLD_REPORT 131
+#define ICMPV6_MLD_DONE 132
 #define ICMPV6_ROUTER_ADVERT 134
+#define ICMPV6_NEIGH_SOLICIT 135
+#define ICMPV6_NEIGH_ADVERT 136
 #define ICMPV6_REDIRECT 137
+#define ICMPV6_MLD2_REPORT 143
 
-// guard_router drops what only a router may send: router advertisements and
-// redirects. An IPv6 packet whose header chain cannot be followed could hide
-// either (RFC 7113) and is dropped too; so is an ICMPv6 header too short to
-// hold its type. Fragments after the first carry no ICMPv6 header and pass:
-// hosts drop fragmented neighbour discovery anyway (RFC 6980).
-static __always_inline int guard_router(const struct pkt *p)
+#define ND_OPT_SOURCE_LL 1
+#define ND_OPT_TARGET_LL 2
+#define ND_MSG_LEN 24    /* ICMPv6 header, flags/reserved, target address */
+#define MAX_ND_OPTS 4    /* options the guard follows; more is a drop */
+
+// ip6_is_own reports whether the 16 bytes at a are one of ep's IPv6
+// addresses: its global one (when it has one) or its EUI-64 link-local.
+static __always_inline int ip6_is_own(const __u8 *a, const struct endpoint *ep)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, a, 16);
+	return (!ip6_is_zero((const __u32 *)ep->ip6) && ip6_eq(w, (const __u32 *)ep->ip6)) ||
+	       ip6_is_eui64_ll(a, ep->mac);
+}
+
+// guard_nd checks a neighbour solicitation or advertisement (p->sport, at
+// p->l4_off): an advertisement only for one of ep's own addresses, a
+// solicitation from :: (duplicate address detection) only for one of them,
+// and every link-layer address option, in either, only with ep's MAC: that
+// option, not the Ethernet source, is what a neighbour's cache learns.
+// Returns -1 to pass, else DROP_ND_SPOOF (a message too short to check or
+// with more than MAX_ND_OPTS options included). Out of line: only
+// neighbour discovery pays for it.
+static __noinline int guard_nd(struct __sk_buff *skb, const struct endpoint *ep, const struct pkt *p,
+			       int from_unspec)
+{
+	__u8 buf[ND_MSG_LEN] __attribute__((aligned(8)));
+	const __u8 *m;
+	__u32 off, end = p->l3_end;
+
+	if (end > skb->len)
+		end = skb->len;
+	if (p->l4_off + ND_MSG_LEN > end)
+		return DROP_ND_SPOOF;
+	m = bytes_at(skb, p->l4_off, buf, ND_MSG_LEN);
+	if (!m)
+		return DROP_ND_SPOOF;
+	if ((p->sport == ICMPV6_NEIGH_ADVERT || from_unspec) && !ip6_is_own(m + 8, ep))
+		return DROP_ND_SPOOF;
+
+	off = p->l4_off + ND_MSG_LEN;
+	for (int i = 0; i < MAX_ND_OPTS; i++) {
+		__u8 o[8] __attribute__((aligned(8)));
+		const __u8 *h;
+
+		if (off >= end)
+			return -1;
+		if (off + 8 > end)
+			return DROP_ND_SPOOF;
+		h = bytes_at(skb, off, o, 8);
+		if (!h || h[1] == 0) /* a zero-length option is invalid (RFC 4861 4.6) */
+			return DROP_ND_SPOOF;
+		if ((h[0] == ND_OPT_SOURCE_LL || h[0] == ND_OPT_TARGET_LL) &&
+		    (h[1] != 1 || !mac_eq_bytes(h + 2, ep->mac)))
+			return DROP_ND_SPOOF;
+		off += (__u32)h[1] * 8;
+		if (off > end) /* the option runs past the message */
+			return DROP_ND_SPOOF;
+	}
+	return off >= end ? -1 : DROP_ND_SPOOF;
+}
+
+// guard_icmp6 drops what only a router may send: router advertisements and
+// redirects; it checks neighbour discovery with guard_nd; and it lets the
+// unspecified source :: through only for duplicate address detection (a
+// neighbour solicitation) and MLD reports (RFC 3810 5.2.13). An IPv6
+// packet whose header chain cannot be followed could hide any of these
+// (RFC 7113) and is dropped too; so is an ICMPv6 header too short to hold
+// its type. Fragments after the first carry no ICMPv6 header and pass, but
+// not from ::; hosts drop fragmented neighbour discovery anyway (RFC 6980).
+static __always_inline int guard_icmp6(struct __sk_buff *skb, const struct endpoint *ep,
+				       const struct pkt *p, int from_unspec)
 {
 	if (p->ip6_unparsed)
 		return DROP_IP6_UNPARSED;
 	if (p->ipproto != IPPROTO_ICMPV6 || p->later_frag)
-		return -1;
+		return from_unspec ? DROP_SRC_IP6 : -1;
 	if (!p->has_ports)
 		return DROP_IP6_UNPARSED;
-	if (p->sport == ICMPV6_ROUTER_ADVERT)
+	switch (p->sport) {
+	case ICMPV6_ROUTER_ADVERT:
 		return DROP_RA;
-	if (p->sport == ICMPV6_REDIRECT)
+	case ICMPV6_REDIRECT:
 		return DROP_REDIRECT;
-	return -1;
+	case ICMPV6_NEIGH_SOLICIT:
+	case ICMPV6_NEIGH_ADVERT:
+		if (from_unspec && p->sport == ICMPV6_NEIGH_ADVERT)
+			return DROP_SRC_IP6;
+		return guard_nd(skb, ep, p, from_unspec);
+	case ICMPV6_MLD_REPORT:
+	case ICMPV6_MLD_DONE:
+	case ICMPV6_MLD2_REPORT:
+		return -1;
+	}
+	return from_unspec ? DROP_SRC_IP6 : -1;
 }
 
 // guard returns the drop reason for a spoofed frame, or -1 to let it pass.
 // Runts carry nothing to spoof and pass. A truncated IPv4/IPv6/ARP header
 // cannot be verified and is dropped.
-static __always_inline int guard(const struct endpoint *ep, const struct pkt *p)
+static __always_inline int guard(struct __sk_buff *skb, const struct endpoint *ep, const struct pkt *p)
 {
 	if (!p->eth)
 		return -1;
@@ -708,16 +804,17 @@ static __always_inline int guard(const struct endpoint *ep, const struct pkt *p)
 	} else if (p->proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p->ip6;
 		const __u32 *s;
+		int unspec;
 
 		if (!ip6)
 			return DROP_SRC_IP6;
 		s = ip6->saddr.in6_u.u6_addr32;
-		/* :: is allowed (duplicate address detection). */
-		if (!ip6_is_zero(s) &&
+		unspec = ip6_is_zero(s);
+		if (!unspec &&
 		    !(!ip6_is_zero((const __u32 *)ep->ip6) && ip6_eq(s, (const __u32 *)ep->ip6)) &&
 		    !ip6_is_eui64_ll(ip6->saddr.in6_u.u6_addr8, ep->mac))
 			return DROP_SRC_IP6;
-		return guard_router(p);
+		return guard_icmp6(skb, ep, p, unspec);
 	} else if (p->proto == bpf_htons(ETH_P_ARP)) {
 		struct arphdr_eth_ip4 *arp = p->arp;
 
@@ -910,7 +1007,7 @@ int from_container(struct __sk_buff *skb)
 	parse(skb, &p);
 
 	if (ep->flags & FLAG_GUARD) {
-		int reason = guard(ep, &p);
+		int reason = guard(skb, ep, &p);
 
 		if (reason >= 0 && reason < N_DROP_REASONS) {
 			count_drop(ep, c, reason);

@@ -55,7 +55,7 @@ const (
 const (
 	DropSrcMAC   = 0 // source MAC is not the endpoint's
 	DropSrcIP4   = 1 // IPv4 source is not the endpoint's (0.0.0.0 passes)
-	DropSrcIP6   = 2 // IPv6 source is neither the endpoint's nor its EUI-64 link-local (:: passes)
+	DropSrcIP6   = 2 // IPv6 source is neither the endpoint's nor its EUI-64 link-local; or :: on anything but DAD and MLD
 	DropARPSpoof = 3 // ARP sender MAC or IP is not the endpoint's
 	DropRA       = 4 // ICMPv6 router advertisement (type 134)
 	DropRedirect = 5 // ICMPv6 redirect (type 137)
@@ -64,7 +64,12 @@ const (
 	// to hold its type and code, so it cannot be told from a router
 	// advertisement or redirect.
 	DropIP6Unparsed = 6
-	NumDropReason   = 7
+	// DropNDSpoof: a neighbour advertisement for an address not the
+	// endpoint's, a duplicate-address probe for one not its own, or a
+	// link-layer address option with another MAC (or a neighbour
+	// discovery message too short, or with too many options, to check).
+	DropNDSpoof   = 7
+	NumDropReason = 8
 
 	// numBaseDrops reasons are counted in ep_counters, the others in
 	// ep_counters_ext (whose Drops array holds maxDropReasons).

@@ -323,7 +323,7 @@ func TestGuard(t *testing.T) {
 		{"wrong ipv6", ip6Frame(macGW, macA, ip6X, ip6B, protoTCP, 0), DropSrcIP6, 0, 0},
 		{"eui-64 link-local", ip6Frame(macGW, macA, llA, net.ParseIP("fe80::1"), protoICMPv6, 24), -1, L3IPv6, L4ICMP},
 		{"other link-local", ip6Frame(macGW, macA, llX, net.ParseIP("fe80::1"), protoICMPv6, 24), DropSrcIP6, 0, 0},
-		{"unspecified ::", ip6Frame(net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 2}, macA, net.IPv6unspecified, net.ParseIP("ff02::1:ff00:2"), protoICMPv6, 24), -1, L3IPv6, L4ICMP},
+		{"unspecified :: for DAD", ip6Pkt(snm(ip6A), macA, net.IPv6unspecified, snmIP(ip6A), protoICMPv6, nd(icmp6NS, ip6A)), -1, L3IPv6, L4ICMP},
 		{"legit arp request for gateway", arpFrame(bcast, macA, 1, macA, ip4A, noMAC, ip4GW), -1, L3Other, L4Other},
 		{"legit arp reply", arpFrame(macGW, macA, 2, macA, ip4A, macGW, ip4GW), -1, L3Other, L4Other},
 		{"arp probe 0.0.0.0", arpFrame(bcast, macA, 1, macA, net.IPv4zero, noMAC, ip4A), -1, L3Other, L4Other},
@@ -374,14 +374,24 @@ func TestGuard(t *testing.T) {
 func TestGuardNoIPv6(t *testing.T) {
 	o := loadTest(t)
 	putEP(t, o, loIfindex, 2, macA, ip4A, nil, ModeObserve, FlagGuard)
-	// Without an IPv6 address only the EUI-64 link-local and :: pass.
+	// Without an IPv6 address only the EUI-64 link-local passes, and ::
+	// for duplicate address detection of it; no neighbour advertisement
+	// for the address it does not have.
 	for _, tc := range []struct {
-		src  net.IP
-		want uint32
-	}{{llA, ActNext}, {net.IPv6unspecified, ActNext}, {ip6A, ActShot}} {
-		frame := ip6Frame(macGW, macA, tc.src, ip6X, protoUDP, 0)
-		if ret, _ := run(t, o.FromContainer, frame, 1); ret != tc.want {
-			t.Errorf("src %s: verdict %d, want %d", tc.src, int32(ret), int32(tc.want))
+		name  string
+		frame []byte
+		want  uint32
+	}{
+		{"udp from its link-local", ip6Frame(macGW, macA, llA, ip6X, protoUDP, 0), ActNext},
+		{"udp from ::", ip6Frame(macGW, macA, net.IPv6unspecified, ip6X, protoUDP, 0), ActShot},
+		{"udp from a global address", ip6Frame(macGW, macA, ip6A, ip6X, protoUDP, 0), ActShot},
+		{"DAD of its link-local", ip6Pkt(snm(llA), macA, net.IPv6unspecified, snmIP(llA), protoICMPv6, nd(icmp6NS, llA)), ActNext},
+		{"DAD of a global address", ip6Pkt(snm(ip6A), macA, net.IPv6unspecified, snmIP(ip6A), protoICMPv6, nd(icmp6NS, ip6A)), ActShot},
+		{"advertisement of its link-local", ip6Pkt(macAllNode, macA, llA, allNodes, protoICMPv6, nd(icmp6NA, llA, llOpt(2, macA))), ActNext},
+		{"advertisement of a global address", ip6Pkt(macAllNode, macA, llA, allNodes, protoICMPv6, nd(icmp6NA, ip6A, llOpt(2, macA))), ActShot},
+	} {
+		if ret, _ := run(t, o.FromContainer, tc.frame, 1); ret != tc.want {
+			t.Errorf("%s: verdict %d, want %d", tc.name, int32(ret), int32(tc.want))
 		}
 	}
 }

@@ -71,6 +71,8 @@ func TestDropEvents(t *testing.T) {
 			DropEvent{Reason: DropRedirect, Family: 6, EtherType: ethIPv6, Proto: protoICMPv6, Src: addr(llA), Dst: addr(llGW), SrcPort: icmp6Redirect, SrcMAC: macA}},
 		{ip6Pkt(macGW, macA, llA, llGW, protoICMPv6),
 			DropEvent{Reason: DropIP6Unparsed, Family: 6, EtherType: ethIPv6, Proto: protoICMPv6, Src: addr(llA), Dst: addr(llGW), SrcMAC: macA}},
+		{ip6Pkt(macAllNode, macA, ip6A, allNodes, protoICMPv6, nd(icmp6NA, ip6X, llOpt(2, macA))),
+			DropEvent{Reason: DropNDSpoof, Family: 6, EtherType: ethIPv6, Proto: protoICMPv6, Src: addr(ip6A), Dst: addr(allNodes), SrcPort: icmp6NA, SrcMAC: macA}},
 		{cat(ethHdr(macGW, macA, ethVLAN), vlanTag(1, ethIPv4), make([]byte, 10)),
 			DropEvent{Reason: DropSrcIP4, Family: 4, EtherType: ethIPv4, Src: none, Dst: none, SrcMAC: macA}},
 	}

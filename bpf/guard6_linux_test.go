@@ -41,6 +41,23 @@ func icmp6(typ, code byte, payload int) []byte {
 	return b
 }
 
+// nd is a neighbour solicitation or advertisement (typ) for target,
+// followed by the options opts.
+func nd(typ byte, target net.IP, opts ...[]byte) []byte {
+	b := icmp6(typ, 0, 16)
+	if typ == icmp6NA {
+		b[4] = 0x20 // override
+	}
+	copy(b[8:], target.To16())
+	return cat(b, cat(opts...))
+}
+
+// llOpt is a source (1) or target (2) link-layer address option.
+func llOpt(typ byte, mac net.HardwareAddr) []byte { return cat([]byte{typ, 1}, mac) }
+
+// nonceOpt is an 8-byte nonce option (RFC 3971), one the guard skips.
+func nonceOpt() []byte { return []byte{14, 1, 1, 2, 3, 4, 5, 6} }
+
 // ext is an 8-byte hop-by-hop, routing or destination-options header (a
 // PadN option fills it).
 func ext(next byte) []byte { return []byte{next, 0, 1, 4, 0, 0, 0, 0} }
@@ -61,6 +78,18 @@ func frag(next byte, offset uint16, more bool) []byte {
 func ip6Pkt(dmac, smac net.HardwareAddr, src, dst net.IP, first byte, parts ...[]byte) []byte {
 	payload := cat(parts...)
 	return cat(ethHdr(dmac, smac, ethIPv6), ip6Hdr(src, dst, first, len(payload)), payload)
+}
+
+// snmIP is the solicited-node multicast address of ip, snm its MAC.
+func snmIP(ip net.IP) net.IP {
+	a := net.ParseIP("ff02::1:ff00:0")
+	copy(a[13:], ip.To16()[13:])
+	return a
+}
+
+func snm(ip net.IP) net.HardwareAddr {
+	a := snmIP(ip)
+	return net.HardwareAddr{0x33, 0x33, a[12], a[13], a[14], a[15]}
 }
 
 type guard6Case struct {
@@ -97,9 +126,35 @@ func guard6Cases() []guard6Case {
 		{"nine extension headers", ip6Pkt(macAllNode, macA, llA, allNodes, protoDstOpts, manyExt...), DropIP6Unparsed, 0},
 
 		{"router solicitation", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 2}, macA, llA, allRouters, protoICMPv6, icmp6(icmp6RS, 0, 0)), -1, L4ICMP},
-		{"neighbour solicitation", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 1}, macA, llA, net.ParseIP("ff02::1:ff00:1"), protoICMPv6, icmp6(icmp6NS, 0, 16)), -1, L4ICMP},
-		{"neighbour solicitation for DAD from ::", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 2}, macA, net.IPv6unspecified, net.ParseIP("ff02::1:ff00:2"), protoICMPv6, icmp6(icmp6NS, 0, 16)), -1, L4ICMP},
-		{"neighbour advertisement", ip6Pkt(macGW, macA, llA, llGW, protoICMPv6, icmp6(icmp6NA, 0, 16)), -1, L4ICMP},
+		{"neighbour solicitation", ip6Pkt(snm(ip6X), macA, ip6A, snmIP(ip6X), protoICMPv6, nd(icmp6NS, ip6X, llOpt(1, macA))), -1, L4ICMP},
+		{"neighbour solicitation without options", ip6Pkt(snm(llGW), macA, llA, snmIP(llGW), protoICMPv6, nd(icmp6NS, llGW)), -1, L4ICMP},
+		{"neighbour solicitation for DAD from ::", ip6Pkt(snm(ip6A), macA, net.IPv6unspecified, snmIP(ip6A), protoICMPv6, nd(icmp6NS, ip6A)), -1, L4ICMP},
+		{"neighbour solicitation for DAD of its link-local", ip6Pkt(snm(llA), macA, net.IPv6unspecified, snmIP(llA), protoICMPv6, nd(icmp6NS, llA, nonceOpt())), -1, L4ICMP},
+		{"neighbour advertisement", ip6Pkt(macGW, macA, ip6A, llGW, protoICMPv6, nd(icmp6NA, ip6A, llOpt(2, macA))), -1, L4ICMP},
+		{"unsolicited neighbour advertisement of its link-local", ip6Pkt(macAllNode, macA, llA, allNodes, protoICMPv6, nd(icmp6NA, llA, llOpt(2, macA))), -1, L4ICMP},
+		{"neighbour advertisement without options", ip6Pkt(macGW, macA, llA, llGW, protoICMPv6, nd(icmp6NA, llA)), -1, L4ICMP},
+		{"neighbour advertisement with a nonce before its option", ip6Pkt(macGW, macA, llA, llGW, protoICMPv6, nd(icmp6NA, ip6A, nonceOpt(), llOpt(2, macA))), -1, L4ICMP},
+
+		{"neighbour advertisement for another's address", ip6Pkt(macAllNode, macA, ip6A, allNodes, protoICMPv6, nd(icmp6NA, ip6X, llOpt(2, macA))), DropNDSpoof, 0},
+		{"neighbour advertisement for the gateway's link-local", ip6Pkt(macAllNode, macA, llA, allNodes, protoICMPv6, nd(icmp6NA, llGW, llOpt(2, macA))), DropNDSpoof, 0},
+		{"neighbour advertisement with another MAC", ip6Pkt(macAllNode, macA, ip6A, allNodes, protoICMPv6, nd(icmp6NA, ip6A, llOpt(2, macX))), DropNDSpoof, 0},
+		{"neighbour advertisement with another MAC after a nonce", ip6Pkt(macAllNode, macA, ip6A, allNodes, protoICMPv6, nd(icmp6NA, ip6A, nonceOpt(), llOpt(2, macX))), DropNDSpoof, 0},
+		{"neighbour advertisement with another MAC in a source option", ip6Pkt(macAllNode, macA, ip6A, allNodes, protoICMPv6, nd(icmp6NA, ip6A, llOpt(1, macX))), DropNDSpoof, 0},
+		{"neighbour advertisement spoofed in a vlan", cat(ethHdr(macAllNode, macA, ethVLAN), vlanTag(7, ethIPv6), ip6Hdr(ip6A, allNodes, protoICMPv6, 32), nd(icmp6NA, ip6X, llOpt(2, macA))), DropNDSpoof, 0},
+		{"neighbour advertisement spoofed after hop-by-hop", ip6Pkt(macAllNode, macA, ip6A, allNodes, protoHopOpt, ext(protoICMPv6), nd(icmp6NA, ip6X, llOpt(2, macA))), DropNDSpoof, 0},
+		{"neighbour advertisement with a zero-length option", ip6Pkt(macGW, macA, ip6A, llGW, protoICMPv6, nd(icmp6NA, ip6A, []byte{2, 0, 0, 0, 0, 0, 0, 0})), DropNDSpoof, 0},
+		{"neighbour advertisement with an option past its end", ip6Pkt(macGW, macA, ip6A, llGW, protoICMPv6, nd(icmp6NA, ip6A, []byte{14, 2, 0, 0, 0, 0, 0, 0})), DropNDSpoof, 0},
+		{"neighbour advertisement with five options", ip6Pkt(macGW, macA, ip6A, llGW, protoICMPv6, nd(icmp6NA, ip6A, nonceOpt(), nonceOpt(), nonceOpt(), nonceOpt(), llOpt(2, macX))), DropNDSpoof, 0},
+		{"truncated neighbour advertisement", ip6Pkt(macGW, macA, ip6A, llGW, protoICMPv6, nd(icmp6NA, ip6A)[:20]), DropNDSpoof, 0},
+		{"neighbour solicitation with another MAC", ip6Pkt(snm(llGW), macA, llA, snmIP(llGW), protoICMPv6, nd(icmp6NS, llGW, llOpt(1, macX))), DropNDSpoof, 0},
+		{"neighbour solicitation with another MAC in a target option", ip6Pkt(snm(llGW), macA, llA, snmIP(llGW), protoICMPv6, nd(icmp6NS, llGW, llOpt(2, macX))), DropNDSpoof, 0},
+		{"DAD from :: for another's address", ip6Pkt(snm(ip6X), macA, net.IPv6unspecified, snmIP(ip6X), protoICMPv6, nd(icmp6NS, ip6X)), DropNDSpoof, 0},
+		{"neighbour advertisement from ::", ip6Pkt(macAllNode, macA, net.IPv6unspecified, allNodes, protoICMPv6, nd(icmp6NA, ip6A, llOpt(2, macA))), DropSrcIP6, 0},
+		{"echo request from ::", ip6Pkt(macGW, macA, net.IPv6unspecified, ip6X, protoICMPv6, icmp6(icmp6EchoRequest, 0, 56)), DropSrcIP6, 0},
+		{"router solicitation from ::", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 2}, macA, net.IPv6unspecified, allRouters, protoICMPv6, icmp6(icmp6RS, 0, 0)), DropSrcIP6, 0},
+		{"udp from ::", ip6Pkt(macGW, macA, net.IPv6unspecified, ip6X, protoUDP, l4(protoUDP, 4)), DropSrcIP6, 0},
+		{"later fragment from ::", ip6Pkt(macGW, macA, net.IPv6unspecified, ip6X, protoFragment, frag(protoICMPv6, 1, false), make([]byte, 16)), DropSrcIP6, 0},
+		{"MLDv2 report from ::", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 0x16}, macA, net.IPv6unspecified, net.ParseIP("ff02::16"), protoHopOpt, ext(protoICMPv6), icmp6(icmp6MLDReport, 0, 20)), -1, L4ICMP},
 		{"echo request", ip6Pkt(macGW, macA, ip6A, ip6X, protoICMPv6, icmp6(icmp6EchoRequest, 0, 56)), -1, L4ICMP},
 		{"echo reply", ip6Pkt(macGW, macA, ip6A, ip6X, protoICMPv6, icmp6(icmp6EchoReply, 0, 56)), -1, L4ICMP},
 		{"MLDv2 report after hop-by-hop", ip6Pkt(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 0x16}, macA, llA, net.ParseIP("ff02::16"), protoHopOpt, ext(protoICMPv6), icmp6(icmp6MLDReport, 0, 20)), -1, L4ICMP},

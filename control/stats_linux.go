@@ -56,6 +56,8 @@ var DropReasons = [bpf.NumDropReason]string{
 	bpf.DropRA:          "router-advert",
 	bpf.DropRedirect:    "redirect",
 	bpf.DropIP6Unparsed: "ipv6-unparsed",
+	// Neighbour discovery for an address or MAC not the container's.
+	bpf.DropNDSpoof: "nd-spoof",
 }
 
 var l3Names = [...]string{bpf.L3IPv4: "ipv4", bpf.L3IPv6: "ipv6", bpf.L3Other: "other"}

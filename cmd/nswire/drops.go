@@ -21,7 +21,7 @@ func newDropsCmd(g *globalFlags) *cobra.Command {
 		Short: "Show each packet the spoof guard dropped, and why",
 		Long: `Show the packets the spoof guard dropped, one per line, from the datapath's
 ring buffer: time, container, reason (src-mac, src-ipv4, src-ipv6, arp-spoof,
-router-advert, redirect, ipv6-unparsed), addresses, protocol, ports (ICMP:
+router-advert, redirect, ipv6-unparsed, nd-spoof), addresses, protocol, ports (ICMP:
 type/code; ARP: the opcode) and source MAC. The kernel rate-limits the events
 (1000 per second per CPU) so a flood cannot swamp the reader; drops over the
 limit, or while the ring is full, are still counted by 'nswire stats' and are

@@ -485,20 +485,24 @@ func (m *Manager) attachSteps(t *Target, rec *state.Record, settle func() error)
 		gw6 := net.IP(rec.Gateway6.AsSlice())
 		steps = append(steps, step{
 			name: "address6",
-			cmd: fmt.Sprintf("%s sysctl -w net.ipv6.conf.%s.disable_ipv6=0; %s -6 addr add %s dev %s nodad",
-				strings.TrimSuffix(nsExec, " ip"), rec.IfName, nsExec, rec.Address6, rec.IfName),
+			cmd: fmt.Sprintf("%s sysctl -w net.ipv6.conf.%s.accept_dad=0 net.ipv6.conf.%s.ndisc_notify=1 net.ipv6.conf.%s.disable_ipv6=0; %s -6 addr add %s dev %s",
+				strings.TrimSuffix(nsExec, " ip"), rec.IfName, rec.IfName, rec.IfName, nsExec, rec.Address6, rec.IfName),
 			do: func() error {
 				if err := m.probe6(rec); err != nil {
 					return err
 				}
-				// Docker turns IPv6 off in a --network=none container:
-				// on for this interface only.
-				if ok, err := netops.SetIPv6Conf(t.NS, rec.IfName, "disable_ipv6", "0"); err != nil {
+				if ok, err := netops.SetIPv6Confs(t.NS, rec.IfName, ipv6Settings); err != nil {
 					return err
 				} else if !ok {
 					return fmt.Errorf("the namespace of %s has no IPv6 (a kernel without it, or ipv6.disable=1): attach it without IPv6 on a bridge without an IPv6 address", t.Name)
 				}
-				return netops.AddAddr(nsh, peer, addr6)
+				// The kernel announces the address as it becomes usable:
+				// the bridge must forward from the port by then.
+				waitForwarding(rec.HostIf, 100*time.Millisecond)
+				if err := netops.AddAddr(nsh, peer, addr6); err != nil {
+					return err
+				}
+				return netops.WaitAddrUsable(nsh, peer, addr6.IP, addrUsableWait)
 			},
 			undo: func() error { return netops.DelAddr(nsh, peer, addr6) },
 		}, step{
@@ -613,6 +617,12 @@ func (m *Manager) FindRecord(ctx context.Context, ref string) (*state.Record, er
 	}
 	return nil, nil
 }
+
+// addrUsableWait bounds the wait for an added IPv6 address to stop being
+// tentative. With accept_dad=0 it is usable within a millisecond; where the
+// container's namespace has net.ipv6.conf.all.accept_dad on (new namespaces
+// have it off), the kernel's detection runs anyway, up to two seconds.
+const addrUsableWait = 3 * time.Second
 
 // planIPv6 chooses the container's IPv6 address and gateway when the bridge
 // has a global IPv6 address (the first one: its prefix is the subnet, the

@@ -39,10 +39,21 @@ var raSettings = []string{"accept_ra", "autoconf"}
 // disableRA sets accept_ra=0 and autoconf=0 on ifName inside ns; a
 // namespace without IPv6 needs nothing.
 func disableRA(ns netns.NsHandle, ifName string) error {
-	for _, key := range raSettings {
-		if _, err := netops.SetIPv6Conf(ns, ifName, key, "0"); err != nil {
-			return err
-		}
+	set := make([][2]string, len(raSettings))
+	for i, key := range raSettings {
+		set[i] = [2]string{key, "0"}
 	}
-	return nil
+	_, err := netops.SetIPv6Confs(ns, ifName, set)
+	return err
 }
+
+// ipv6Settings turn IPv6 on for the interface of a dual-stack attach,
+// written before its address is added: Docker turns IPv6 off in a
+// --network=none container, so it goes on for this interface only. No
+// duplicate address detection (nswire probes the address from the host
+// first, without the kernel's one-second delay), so an address is usable
+// as soon as it is added; and an unsolicited neighbour advertisement of
+// each address as it is added (ndisc_notify), which the kernel sends only
+// for an address that went through the DAD path, however short: a
+// neighbour with a stale entry for the address learns the new MAC at once.
+var ipv6Settings = [][2]string{{"accept_dad", "0"}, {"ndisc_notify", "1"}, {"disable_ipv6", "0"}}

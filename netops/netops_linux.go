@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -207,22 +208,49 @@ func Rename(h *netlink.Handle, link netlink.Link, name string) (netlink.Link, er
 	return l, nil
 }
 
-// AddAddr adds addr to link. The same address already present is success.
-//
-// An IPv6 address is added with nodad (`ip -6 addr add ADDR dev DEV nodad`):
-// nswire probes it itself before, with a bounded neighbour solicitation, so
-// the kernel's duplicate address detection (a second or more before the
-// address may be used) is not needed.
+// AddAddr adds addr to link (`ip addr add ADDR dev DEV`). The same address
+// already present is success. An IPv6 address is tentative until the
+// kernel's address work has run: see WaitAddrUsable.
 func AddAddr(h *netlink.Handle, link netlink.Link, addr *net.IPNet) error {
-	a := &netlink.Addr{IPNet: addr}
-	if addr.IP.To4() == nil {
-		a.Flags = unix.IFA_F_NODAD
-	}
-	err := h.AddrAdd(link, a)
+	err := h.AddrAdd(link, &netlink.Addr{IPNet: addr})
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s to %s: %w", addr, link.Attrs().Name, err)
 	}
 	return nil
+}
+
+// WaitAddrUsable waits, at most timeout, until the IPv6 address ip on link
+// is no longer tentative: until the kernel's duplicate address detection
+// is over, or (with accept_dad=0) until its address work ran, normally
+// within a millisecond of the add. Only then can a socket bind to it.
+func WaitAddrUsable(h *netlink.Handle, link netlink.Link, ip net.IP, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		addrs, err := Addrs(h, link, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, a := range addrs {
+			if a.IPNet == nil || !a.IP.Equal(ip) {
+				continue
+			}
+			found = true
+			if a.Flags&unix.IFA_F_DADFAILED != 0 {
+				return fmt.Errorf("address %s on %s: the kernel's duplicate address detection found another holder", ip, link.Attrs().Name)
+			}
+			if a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return nil
+			}
+		}
+		if !found {
+			return fmt.Errorf("address %s is no longer on %s", ip, link.Attrs().Name)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("address %s on %s is still tentative after %v (duplicate address detection: net.ipv6.conf.all.accept_dad is on in the container)", ip, link.Attrs().Name, timeout)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // DelAddr removes addr from link. Returns nil if it is not there.

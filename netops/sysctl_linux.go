@@ -24,30 +24,48 @@ const ipv6ConfDir = "/proc/sys/net/ipv6/conf"
 // Do, the one namespace switch. It returns (false, nil) and changes nothing
 // when the namespace has no IPv6; a missing interface is an error naming it.
 func SetIPv6Conf(ns netns.NsHandle, ifName, key, value string) (bool, error) {
-	if err := validConfName(ifName, key); err != nil {
-		return false, err
+	return SetIPv6Confs(ns, ifName, [][2]string{{key, value}})
+}
+
+// SetIPv6Confs is SetIPv6Conf for several settings, {key, value}, written
+// in order with one namespace switch. It stops at the first that fails.
+func SetIPv6Confs(ns netns.NsHandle, ifName string, settings [][2]string) (bool, error) {
+	for _, kv := range settings {
+		if err := validConfName(ifName, kv[0]); err != nil {
+			return false, err
+		}
 	}
 	applied := false
 	err := Do(ns, func() error {
 		if _, err := os.Stat(ipv6ConfDir); errors.Is(err, os.ErrNotExist) {
 			return nil // no IPv6 here: nothing to set
 		}
-		p := ipv6ConfDir + "/" + ifName + "/" + key
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			return fmt.Errorf("set net.ipv6.conf.%s.%s: %w", ifName, key, err)
-		}
-		_, werr := f.WriteString(value)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return fmt.Errorf("set net.ipv6.conf.%s.%s=%s: %w", ifName, key, value, werr)
+		for _, kv := range settings {
+			if err := writeConf(ifName, kv[0], kv[1]); err != nil {
+				return err
+			}
 		}
 		applied = true
 		return nil
 	})
 	return applied, err
+}
+
+// writeConf writes one setting of the calling thread's namespace.
+func writeConf(ifName, key, value string) error {
+	p := ipv6ConfDir + "/" + ifName + "/" + key
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("set net.ipv6.conf.%s.%s: %w", ifName, key, err)
+	}
+	_, werr := f.WriteString(value)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("set net.ipv6.conf.%s.%s=%s: %w", ifName, key, value, werr)
+	}
+	return nil
 }
 
 // IPv6Conf reads the IPv6 setting key of interface ifName in ns

@@ -20,7 +20,8 @@ func (e errNeedsRewire) Error() string { return e.why }
 
 // checkAndRepair verifies that what rec claims is in place — the host veth
 // with its ifindex, up, a port of the recorded bridge; its peer as IfName in
-// t's namespace, up, with accept_ra=0, the address and the default route;
+// t's namespace, up, with accept_ra=0, the address and the default route
+// of each family;
 // the programs installed and pinned with the recorded hook and the endpoint
 // map entry with the recorded slot — and repairs, in place, what is missing.
 // It returns what it repaired (with dryRun, what it would repair, changing
@@ -96,28 +97,22 @@ func (m *Manager) checkAndRepair(t *Target, rec *state.Record, dryRun bool) ([]s
 		}
 	}
 	addr := &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}
-	addrs, err := netops.Addrs(nsh, peer, netlink.FAMILY_V4)
-	if err != nil {
+	if err := repairFamily(nsh, peer, addr, net.IP(rec.Gateway.AsSlice()), fix); err != nil {
 		return repaired, err
 	}
-	hasAddr := false
-	for _, a := range addrs {
-		if a.IPNet != nil && a.IPNet.String() == addr.String() {
-			hasAddr = true
-		}
-	}
-	if !hasAddr {
-		if err := fix(fmt.Sprintf("address %s on %s", rec.Address, rec.IfName), func() error { return netops.AddAddr(nsh, peer, addr) }); err != nil {
+	if rec.Address6.IsValid() {
+		if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, "disable_ipv6"); err != nil {
 			return repaired, err
+		} else if ok && v != "0" {
+			if err := fix(fmt.Sprintf("IPv6 on %s (disable_ipv6 was %s)", rec.IfName, v), func() error {
+				_, err := netops.SetIPv6Confs(t.NS, rec.IfName, ipv6Settings)
+				return err
+			}); err != nil {
+				return repaired, err
+			}
 		}
-	}
-	gw := net.IP(rec.Gateway.AsSlice())
-	gwNow, idx, err := netops.DefaultRoute(nsh, netlink.FAMILY_V4)
-	if err != nil {
-		return repaired, err
-	}
-	if !gwNow.Equal(gw) || idx != peer.Attrs().Index {
-		if err := fix(fmt.Sprintf("the default route via %s dev %s", rec.Gateway, rec.IfName), func() error { return netops.AddDefaultRoute(nsh, peer, gw) }); err != nil {
+		addr6 := &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
+		if err := repairFamily(nsh, peer, addr6, net.IP(rec.Gateway6.AsSlice()), fix); err != nil {
 			return repaired, err
 		}
 	}
@@ -136,6 +131,48 @@ func (m *Manager) checkAndRepair(t *Target, rec *state.Record, dryRun bool) ([]s
 		}
 	}
 	return repaired, nil
+}
+
+// repairFamily checks that peer has addr (IPv4 or IPv6) and a default route
+// of its family via gw, and repairs what is missing through fix. A re-added
+// IPv6 address is announced again as attach announces it.
+func repairFamily(nsh *netlink.Handle, peer netlink.Link, addr *net.IPNet, gw net.IP, fix func(string, func() error) error) error {
+	family := netlink.FAMILY_V4
+	if addr.IP.To4() == nil {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netops.Addrs(nsh, peer, family)
+	if err != nil {
+		return err
+	}
+	has := false
+	for _, a := range addrs {
+		if a.IPNet != nil && a.IPNet.String() == addr.String() {
+			has = true
+		}
+	}
+	name := peer.Attrs().Name
+	if !has {
+		if err := fix(fmt.Sprintf("address %s on %s", addr, name), func() error {
+			if err := netops.AddAddr(nsh, peer, addr); err != nil {
+				return err
+			}
+			if family == netlink.FAMILY_V6 {
+				return netops.WaitAddrUsable(nsh, peer, addr.IP, addrUsableWait)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	gwNow, idx, err := netops.DefaultRoute(nsh, family)
+	if err != nil {
+		return err
+	}
+	if !gwNow.Equal(gw) || idx != peer.Attrs().Index {
+		return fix(fmt.Sprintf("the default route via %s dev %s", gw, name), func() error { return netops.AddDefaultRoute(nsh, peer, gw) })
+	}
+	return nil
 }
 
 // rewire wires t again with everything rec recorded (address, MAC, MTU,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/state"
@@ -486,5 +487,72 @@ func TestStateSymlinksRefused(t *testing.T) {
 	}
 	os.Remove(lock)
 	tg.attach(e)
+	e.ok("detach", tg.id)
+}
+
+// TestAttachRepairsIPv6: for a dual-stack attachment, attach also repairs
+// the IPv6 address, the IPv6 default route, and IPv6 turned off on eth0.
+func TestAttachRepairsIPv6(t *testing.T) {
+	e := newEnv(t)
+	br := testBridge(t, "nswtbrr6", "10.231.74.1/24")
+	gw6 := &netlink.Addr{IPNet: mustCIDR(t, "fd00:4e53:7a13::1/64"), Flags: unix.IFA_F_NODAD}
+	if err := netlink.AddrAdd(br, gw6); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t, "repair6", br.Name)
+	rec := tg.attach(e)
+	if rec.Address6.Addr().String() == "invalid IP" || rec.Gateway6.String() != "fd00:4e53:7a13::1" {
+		t.Fatalf("not dual stack: address6 %s gateway6 %s", rec.Address6, rec.Gateway6)
+	}
+	h, err := netlink.NewHandleAt(tg.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repair := func(what string, want ...string) {
+		t.Helper()
+		out := e.ok(tg.args()...)
+		for _, w := range append([]string{"repaired"}, want...) {
+			if !strings.Contains(out, w) {
+				t.Fatalf("attach after %s said %q, want %q", what, out, w)
+			}
+		}
+		addrs, err := h.AddrList(eth0, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, a := range addrs {
+			if a.IPNet.String() == rec.Address6.String() {
+				found = a.Flags&unix.IFA_F_TENTATIVE == 0
+			}
+		}
+		if !found {
+			t.Fatalf("after repairing %s: %s is not on eth0, usable: %v", what, rec.Address6, addrs)
+		}
+		if gw, _, err := netops.DefaultRoute(h, netlink.FAMILY_V6); err != nil || gw.String() != rec.Gateway6.String() {
+			t.Fatalf("after repairing %s: IPv6 default route via %v (%v), want %s", what, gw, err, rec.Gateway6)
+		}
+	}
+	addr6 := &netlink.Addr{IPNet: &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}}
+	if err := h.AddrDel(eth0, addr6); err != nil {
+		t.Fatal(err)
+	}
+	repair("deleting the IPv6 address", "address "+rec.Address6.String())
+	if err := netops.DelDefaultRoute(h, eth0, net.IP(rec.Gateway6.AsSlice())); err != nil {
+		t.Fatal(err)
+	}
+	repair("deleting the IPv6 default route", "default route via "+rec.Gateway6.String())
+	if _, err := netops.SetIPv6Conf(tg.ns, "eth0", "disable_ipv6", "1"); err != nil {
+		t.Fatal(err)
+	}
+	repair("turning IPv6 off on eth0", "IPv6 on eth0 (disable_ipv6 was 1)", "address "+rec.Address6.String(), "default route via "+rec.Gateway6.String())
+	if out := e.ok(tg.args()...); !strings.Contains(out, "nothing changed") {
+		t.Fatalf("attach of a complete dual-stack attachment said %q", out)
+	}
 	e.ok("detach", tg.id)
 }

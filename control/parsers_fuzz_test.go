@@ -7,21 +7,37 @@ import (
 )
 
 // FuzzTargetSpec: target strings (container refs, --pid, --netns) are
-// accepted only in their documented shape; never a panic.
+// accepted only in their documented shape, exactly one target, with an
+// explicit --pid 0 or --netns "" refused; never a panic.
 func FuzzTargetSpec(f *testing.F) {
-	f.Add("web", 0, "")
-	f.Add("", 42, "")
-	f.Add("", 0, "/run/netns/x")
-	f.Add("/a.b-c_d", -1, "")
-	f.Add("-x", 0, "")
-	f.Fuzz(func(t *testing.T, container string, pid int, netnsPath string) {
-		spec := TargetSpec{Container: container, PID: pid, NetnsPath: netnsPath}
+	f.Add("web", 0, "", false, false)
+	f.Add("", 42, "", true, false)
+	f.Add("", 0, "/run/netns/x", false, true)
+	f.Add("/a.b-c_d", -1, "", true, false)
+	f.Add("-x", 0, "", false, false)
+	f.Add("", 0, "", true, false)
+	f.Add("", 0, "", false, true)
+	f.Add("web", 0, "", true, false)
+	f.Fuzz(func(t *testing.T, container string, pid int, netnsPath string, pidGiven, netnsGiven bool) {
+		spec := TargetSpec{Container: container, PID: pid, NetnsPath: netnsPath, PIDGiven: pidGiven, NetnsGiven: netnsGiven}
 		if spec.Validate() != nil {
 			return
 		}
 		_ = spec.String()
-		if pid < 0 {
+		if pid < 0 || (pidGiven && pid == 0) {
 			t.Fatalf("accepted --pid %d", pid)
+		}
+		if netnsGiven && netnsPath == "" {
+			t.Fatal(`accepted --netns ""`)
+		}
+		kinds := 0
+		for _, given := range []bool{container != "", pid != 0 || pidGiven, netnsPath != "" || netnsGiven} {
+			if given {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			t.Fatalf("accepted %d targets: %+v", kinds, spec)
 		}
 		if container != "" {
 			s := strings.TrimPrefix(container, "/")

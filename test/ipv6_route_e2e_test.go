@@ -320,7 +320,15 @@ func TestDualStackBadInput(t *testing.T) {
 	testenv.RunOn(t, cli, v4only, "v4onlypeer", "sleep", "300")
 	peer := containerName(t, peerID)
 	holderID, _ := testenv.RunNone(t, cli, "v6holder", "sleep", "300")
-	holder := e.attachJSON(holderID, "--network", name, "--ip6", "fd00:4e53:7743::20")
+	// The attach line names both addresses and both gateways.
+	out := e.ok("attach", holderID, "--network", name, "--ip6", "fd00:4e53:7743::20")
+	if !strings.Contains(out, ",fd00:4e53:7743::20/64 (mac ") || !strings.Contains(out, "gateway 10.234.43.1,fd00:4e53:7743::1, mode") {
+		t.Errorf("attach said %q: without the IPv6 address or gateway", out)
+	}
+	holder := e.attachJSON(holderID, "--network", name, "--ip6", "fd00:4e53:7743::20") // already attached: its record
+	if out := e.ok("attach", holderID, "--network", name); !strings.Contains(out, ",fd00:4e53:7743::20/64 on ") {
+		t.Errorf("attach again said %q: without the IPv6 address", out)
+	}
 	id, pid := testenv.RunNone(t, cli, "v6bad", "sleep", "300")
 	cns := containerNS(t, pid)
 	nsBefore := snapshotAll(t, cns)

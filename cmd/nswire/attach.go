@@ -105,11 +105,11 @@ again with the same settings changes nothing.`,
 					return nil
 				}
 				if res.Unchanged {
-					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, r.Address, r.Bridge, r.HostIf, r.Mode)
+					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, addresses(r), r.Bridge, r.HostIf, r.Mode)
 					return nil
 				}
 				fmt.Fprintf(w, "attached %s: %s %s (mac %s) on %s via %s, gateway %s, mode %s, in %s\n",
-					r.DisplayName(), r.IfName, r.Address, r.MAC, r.Bridge, r.HostIf, r.Gateway, r.Mode, time.Since(start).Round(100*time.Microsecond))
+					r.DisplayName(), r.IfName, addresses(r), r.MAC, r.Bridge, r.HostIf, gateways(r), r.Mode, time.Since(start).Round(100*time.Microsecond))
 				if watch {
 					// Ctrl-C ends the watch; the container stays attached.
 					so.watch = true
@@ -140,6 +140,15 @@ again with the same settings changes nothing.`,
 	out.register(cmd)
 	cmd.RegisterFlagCompletionFunc("mode", oneOf(datapath.Modes...))
 	return cmd
+}
+
+// gateways is a record's IPv4 gateway, and its IPv6 one after a comma when
+// it has one (as addresses).
+func gateways(r *state.Record) string {
+	if r.Gateway6.IsValid() {
+		return r.Gateway.String() + "," + r.Gateway6.String()
+	}
+	return r.Gateway.String()
 }
 
 // addrValues is an address flag (--ip, --ip6) that keeps every value it is

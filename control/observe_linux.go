@@ -162,6 +162,16 @@ func (m *Manager) observedRecord(t *Target, req ObserveRequest) (*state.Record, 
 	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
 		rec.Address = prefixOf(addrs[0].IPNet)
 	}
+	// Its first global IPv6 address (a Docker network made with --ipv6),
+	// as attach records one; not its link-local one.
+	if addrs, err := netops.Addrs(nsh, inner, netlink.FAMILY_V6); err == nil {
+		for _, a := range addrs {
+			if a.IP.IsGlobalUnicast() && a.IP.To4() == nil {
+				rec.Address6 = prefixOf(a.IPNet)
+				break
+			}
+		}
+	}
 	if host.Attrs().MasterIndex > 0 {
 		if br, err := netops.LinkByIndex(m.host, host.Attrs().MasterIndex); err == nil {
 			rec.Bridge = br.Attrs().Name

@@ -244,9 +244,59 @@ func (s IPSpec) String() string {
 	return s.Addr.String() + "/" + strconv.Itoa(s.Bits)
 }
 
+// OneAddress is the value of an address flag (flag is "ip" or "ip6") that
+// may have been given more than once: values in the order given. More than
+// one value is an error naming them all: a container gets one address per
+// family. No value gives "".
+func OneAddress(flag string, values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+		return values[0], nil
+	}
+	times := "twice"
+	if len(values) > 2 {
+		times = strconv.Itoa(len(values)) + " times"
+	}
+	return "", fmt.Errorf("--%s given %s (%s): a container gets one address per family, one IPv4 with --ip and one IPv6 with --ip6", flag, times, strings.Join(values, ", "))
+}
+
+// manyAddresses is the error for a flag value that lists addresses ("A,B"),
+// as a label can; "" when s does not.
+func manyAddresses(flag, s string) error {
+	if !strings.Contains(s, ",") {
+		return nil
+	}
+	return fmt.Errorf("--%s %q names %d addresses: a container gets one address per family, one IPv4 with --ip and one IPv6 with --ip6", flag, s, strings.Count(s, ",")+1)
+}
+
+// ipv6ForIP is the error for an IPv6 address given to --ip: it names the
+// flag that takes it, or, for a link-local one, says none does. It is nil
+// when s is no IPv6 address or CIDR.
+func ipv6ForIP(s string) error {
+	a, err := netip.ParseAddr(s)
+	if p, perr := netip.ParsePrefix(s); perr == nil {
+		a, err = p.Addr(), nil
+	}
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return nil
+	}
+	if a.IsLinkLocalUnicast() {
+		return fmt.Errorf("--ip %q is not an IPv4 address but an IPv6 link-local one (fe80::/10), which the container's eth0 gets by itself: give an IPv4 address with --ip, a global or unique local IPv6 one with --ip6", s)
+	}
+	return fmt.Errorf("--ip %q is not an IPv4 address: give IPv6 addresses with --ip6", s)
+}
+
 // ParseIPFlag parses --ip: "A.B.C.D/N" or a bare "A.B.C.D" (prefix from the
-// bridge, Bits -1).
+// bridge, Bits -1). An IPv6 address is an error that points to --ip6.
 func ParseIPFlag(s string) (IPSpec, error) {
+	if err := manyAddresses("ip", s); err != nil {
+		return IPSpec{}, err
+	}
+	if err := ipv6ForIP(s); err != nil {
+		return IPSpec{}, err
+	}
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Unmap().Is4() {
@@ -266,6 +316,9 @@ func ParseIPFlag(s string) (IPSpec, error) {
 // addresses are refused: nswire gives containers global (or unique local)
 // addresses; every interface has its own link-local one.
 func ParseIP6Flag(s string) (IPSpec, error) {
+	if err := manyAddresses("ip6", s); err != nil {
+		return IPSpec{}, err
+	}
 	var a netip.Addr
 	bits := -1
 	if strings.Contains(s, "/") {

@@ -55,7 +55,10 @@ func TestResolveAddressRequested(t *testing.T) {
 		{in: "172.17.0.2/16", errHas: "already in use by container a (Docker)"},
 		{in: "172.17.0/16", errHas: "is not an IPv4 CIDR"},
 		{in: "banana", errHas: "is not an IPv4 address or CIDR"},
-		{in: "fd00::1/64", errHas: "is not an IPv4 CIDR"},
+		{in: "fd00::1/64", errHas: `--ip "fd00::1/64" is not an IPv4 address: give IPv6 addresses with --ip6`},
+		{in: "fd00::1", errHas: `--ip "fd00::1" is not an IPv4 address: give IPv6 addresses with --ip6`},
+		{in: "fe80::10/64", errHas: `--ip "fe80::10/64" is not an IPv4 address but an IPv6 link-local one (fe80::/10)`},
+		{in: "172.17.0.10,172.17.0.11", errHas: `--ip "172.17.0.10,172.17.0.11" names 2 addresses: a container gets one address per family`},
 		{in: "::ffff:172.17.0.9/120", errHas: "is not an IPv4 CIDR"},
 	} {
 		got, err := resolve(tc.in, sn, used)
@@ -148,6 +151,11 @@ func TestAttachRequestValidate(t *testing.T) {
 		{"bad network", func(r *AttachFlags) { r.Network = "my net" }, `--network: network name "my net" has ' '`},
 		{"network", func(r *AttachFlags) { r.Network = "my-net_1.x" }, ""},
 		{"bad ip", func(r *AttachFlags) { r.IP = "300.1.1.1/16" }, `--ip "300.1.1.1/16"`},
+		{"ipv6 as ip", func(r *AttachFlags) { r.IP = "fd00::5" }, `--ip "fd00::5" is not an IPv4 address: give IPv6 addresses with --ip6`},
+		{"link-local as ip", func(r *AttachFlags) { r.IP = "fe80::5" }, `--ip "fe80::5" is not an IPv4 address but an IPv6 link-local one`},
+		{"ipv4 as ip6", func(r *AttachFlags) { r.IP6 = "10.0.0.5/24" }, `--ip6 "10.0.0.5/24" is not an IPv6 address: give IPv4 addresses with --ip`},
+		{"two ip6 in one", func(r *AttachFlags) { r.IP6 = "fd00::5,fd00::6" }, `--ip6 "fd00::5,fd00::6" names 2 addresses: a container gets one address per family`},
+		{"dual stack", func(r *AttachFlags) { r.IP, r.IP6 = "172.17.0.10/16", "fd00::5/64" }, ""},
 	} {
 		r := base()
 		tc.mutate(&r)
@@ -190,5 +198,31 @@ func TestFreeSlot(t *testing.T) {
 	}
 	if s, _ := freeSlot(recs, "a"); s != 0 {
 		t.Fatalf("freeSlot for a's own re-attach = %d, want 0", s)
+	}
+}
+
+func TestOneAddress(t *testing.T) {
+	for _, tc := range []struct {
+		flag   string
+		in     []string
+		want   string
+		errHas string
+	}{
+		{"ip6", nil, "", ""},
+		{"ip6", []string{"fd00::5"}, "fd00::5", ""},
+		{"ip6", []string{"fd00::5", "fd00::6"}, "", "--ip6 given twice (fd00::5, fd00::6): a container gets one address per family"},
+		{"ip", []string{"10.0.0.5", "10.0.0.5"}, "", "--ip given twice (10.0.0.5, 10.0.0.5)"},
+		{"ip", []string{"10.0.0.5", "10.0.0.6", "10.0.0.7"}, "", "--ip given 3 times (10.0.0.5, 10.0.0.6, 10.0.0.7): a container gets one address per family, one IPv4 with --ip and one IPv6 with --ip6"},
+	} {
+		got, err := OneAddress(tc.flag, tc.in)
+		if tc.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("OneAddress(%s, %q) error = %v, want it to contain %q", tc.flag, tc.in, err, tc.errHas)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("OneAddress(%s, %q) = %q, %v; want %q", tc.flag, tc.in, got, err, tc.want)
+		}
 	}
 }

@@ -17,6 +17,8 @@ func newAttachCmd(g *globalFlags) *cobra.Command {
 	var (
 		flags   control.AttachFlags
 		flowsOn bool
+		ips     addrValues
+		ip6s    addrValues
 		req     control.AttachRequest
 		dryRun  bool
 		out     outputFlag
@@ -47,6 +49,12 @@ again with the same settings changes nothing.`,
 			flags.Target.PIDGiven = cmd.Flags().Changed("pid")
 			flags.Target.NetnsGiven = cmd.Flags().Changed("netns")
 			var err error
+			if flags.IP, err = control.OneAddress("ip", ips); err != nil {
+				return err
+			}
+			if flags.IP6, err = control.OneAddress("ip6", ip6s); err != nil {
+				return err
+			}
 			if req, err = flags.Parse(); err != nil {
 				return err
 			}
@@ -97,11 +105,11 @@ again with the same settings changes nothing.`,
 					return nil
 				}
 				if res.Unchanged {
-					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, r.Address, r.Bridge, r.HostIf, r.Mode)
+					fmt.Fprintf(w, "%s is already attached: %s %s on %s via %s, mode %s (nothing changed)\n", r.DisplayName(), r.IfName, addresses(r), r.Bridge, r.HostIf, r.Mode)
 					return nil
 				}
 				fmt.Fprintf(w, "attached %s: %s %s (mac %s) on %s via %s, gateway %s, mode %s, in %s\n",
-					r.DisplayName(), r.IfName, r.Address, r.MAC, r.Bridge, r.HostIf, r.Gateway, r.Mode, time.Since(start).Round(100*time.Microsecond))
+					r.DisplayName(), r.IfName, addresses(r), r.MAC, r.Bridge, r.HostIf, gateways(r), r.Mode, time.Since(start).Round(100*time.Microsecond))
 				if watch {
 					// Ctrl-C ends the watch; the container stays attached.
 					so.watch = true
@@ -117,8 +125,8 @@ again with the same settings changes nothing.`,
 	f.StringVar(&flags.Bridge, "bridge", "", "bridge to enslave the host veth to (default docker0)")
 	f.StringVar(&flags.Network, "network", "", "a Docker bridge network (name or ID) whose bridge to use, instead of --bridge")
 	f.StringVar(&flags.IfName, "ifname", "eth0", "name of the interface inside the container")
-	f.StringVar(&flags.IP, "ip", "", "address in CIDR form (default: the highest free address of the bridge's subnet)")
-	f.StringVar(&flags.IP6, "ip6", "", "IPv6 address in CIDR form, on a bridge with a global IPv6 address (default: the highest free address of its prefix)")
+	f.Var(&ips, "ip", "address in CIDR form (default: the highest free address of the bridge's subnet)")
+	f.Var(&ip6s, "ip6", "IPv6 address in CIDR form, on a bridge with a global IPv6 address (default: the highest free address of its prefix)")
 	f.StringVar(&flags.Gateway, "gateway", "", "default gateway (default: the bridge's address)")
 	f.StringVar(&flags.MAC, "mac", "", "MAC of the container interface (default: derived from the container ID)")
 	f.IntVar(&flags.MTU, "mtu", 0, "MTU of the veth pair: the bridge's (default); another value is refused, as it would change the shared bridge")
@@ -133,6 +141,24 @@ again with the same settings changes nothing.`,
 	cmd.RegisterFlagCompletionFunc("mode", oneOf(datapath.Modes...))
 	return cmd
 }
+
+// gateways is a record's IPv4 gateway, and its IPv6 one after a comma when
+// it has one (as addresses).
+func gateways(r *state.Record) string {
+	if r.Gateway6.IsValid() {
+		return r.Gateway.String() + "," + r.Gateway6.String()
+	}
+	return r.Gateway.String()
+}
+
+// addrValues is an address flag (--ip, --ip6) that keeps every value it is
+// given, so that giving it twice is an error naming both
+// (control.OneAddress) instead of the last one winning silently.
+type addrValues []string
+
+func (v *addrValues) String() string     { return strings.Join(*v, ",") }
+func (v *addrValues) Set(s string) error { *v = append(*v, s); return nil }
+func (v *addrValues) Type() string       { return "string" }
 
 // dryRunPlan is `attach --dry-run -o json`: what would be recorded and the
 // steps, each with its equivalent command.

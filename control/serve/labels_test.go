@@ -16,6 +16,7 @@ func TestParseLabels(t *testing.T) {
 		labels  map[string]string
 		enabled bool
 		label   string // the label a *LabelError must name; "" for no error
+		msg     string // what the error must say besides, if anything
 		check   func(t *testing.T, ip, mode, bridge string, mtu int)
 	}{
 		{name: "absent", labels: map[string]string{"other": "x", "nswire.ip": "bad"}},
@@ -35,6 +36,10 @@ func TestParseLabels(t *testing.T) {
 				}
 			}},
 		{name: "bad ip", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.ip": "172.17.0.300/16"}, label: "nswire.ip"},
+		{name: "ipv6 as ip", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.ip": "fd00::5"}, label: "nswire.ip", msg: "give IPv6 addresses with --ip6"},
+		{name: "ipv4 as ip6", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.ip6": "10.0.0.5"}, label: "nswire.ip6", msg: "give IPv4 addresses with --ip"},
+		{name: "two ip6", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.ip6": "fd00::5,fd00::6"}, label: "nswire.ip6", msg: "names 2 addresses: a container gets one address per family"},
+		{name: "dual stack", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.ip": "172.17.0.10/16", "nswire.ip6": "fd00::5/64"}},
 		{name: "bad mode", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.mode": "turbo"}, label: "nswire.mode"},
 		{name: "bad mac", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.mac": "01:00:5e:00:00:01"}, label: "nswire.mac"},
 		{name: "bad mtu", enabled: true, labels: map[string]string{"nswire.enable": "true", "nswire.mtu": "big"}, label: "nswire.mtu"},
@@ -62,8 +67,8 @@ func TestParseLabels(t *testing.T) {
 			if !errors.As(err, &le) || le.Label != c.label || le.Value != c.labels[c.label] {
 				t.Fatalf("error = %v, want a LabelError naming %s=%q", err, c.label, c.labels[c.label])
 			}
-			if !strings.Contains(err.Error(), c.label) {
-				t.Errorf("message %q does not name %s", err, c.label)
+			if !strings.Contains(err.Error(), c.label) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("message %q does not name %s or lacks %q", err, c.label, c.msg)
 			}
 		})
 	}

@@ -28,6 +28,7 @@ type EndpointStats struct {
 	ID         string            `json:"id"`
 	HostIf     string            `json:"hostIf"`
 	Address    string            `json:"address"`
+	Address6   string            `json:"address6,omitempty"` // dual stack: the IPv6 address with its prefix
 	Mode       string            `json:"mode"`
 	Bridge     string            `json:"bridge,omitempty"`
 	CNI        *state.CNIInfo    `json:"cni,omitempty"`    // for a CNI attachment: the runtime's container and pod
@@ -73,7 +74,7 @@ func ProtoKey(l3, l4 int) string {
 
 // statsFrom turns a record and its (summed) counters into EndpointStats.
 func statsFrom(r *state.Record, c *bpf.Counters, now time.Time) EndpointStats {
-	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Mode: string(r.Mode), Bridge: r.Bridge, CNI: r.CNI, State: StateLive, Time: now}
+	s := EndpointStats{Name: r.DisplayName(), ID: r.ID, HostIf: r.HostIf, Address: prefixString(r.Address), Address6: prefixString(r.Address6), Mode: string(r.Mode), Bridge: r.Bridge, CNI: r.CNI, State: StateLive, Time: now}
 	if c == nil {
 		return s
 	}

@@ -82,7 +82,8 @@ func TestDualStackAttach(t *testing.T) {
 			global = l
 		}
 	}
-	// Added with nodad: usable at once, not "tentative" for a second.
+	// accept_dad=0 after nswire's own probe: usable at once, not
+	// "tentative" for a second.
 	if code != 0 || global == "" || strings.Contains(global, "tentative") {
 		t.Fatalf("B's eth0: the global address is missing or tentative: %q", out)
 	}
@@ -112,6 +113,9 @@ func TestDualStackAttach(t *testing.T) {
 	}
 	if tcp := e.stats(idA).RXByProto["ipv6/tcp"]; tcp.Packets <= tcp0.Packets {
 		t.Errorf("IPv6 TCP to A not counted: %d -> %d packets", tcp0.Packets, tcp.Packets)
+	}
+	if st := e.stats(idB); st.Address6 != "fd00:4e53:7769::10/64" {
+		t.Errorf("stats -o json: address6 %q, want B's", st.Address6)
 	}
 	if ls := e.ok("ls", "-o", "json"); !strings.Contains(ls, `"address6": "fd00:4e53:7769::10/64"`) {
 		t.Errorf("ls -o json lacks B's address6:\n%s", ls)

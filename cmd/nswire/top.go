@@ -430,21 +430,28 @@ func (m *topModel) status(w int) string {
 // to topNameMin, then MODE is shortened, then the sparkline goes, then the
 // optional columns in order. It returns the columns kept and the sparkline's width (0: none).
 func (m *topModel) layout(rows []control.EndpointStats, w int) ([]topColumn, int) {
+	// ADDRESS6 only when a row is dual stack; it is the first to go.
+	dual := false
+	for _, s := range rows {
+		dual = dual || s.Address6 != ""
+	}
 	cols := []topColumn{
 		{title: "NAME"},
-		{title: "ADDRESS", optional: 7},
-		{title: "MODE", optional: 3},
+		{title: "ADDRESS", optional: 8},
+		{title: "ADDRESS6", optional: 1},
+		{title: "MODE", optional: 4},
 		{title: "RX/s", right: true, fixed: true},
-		{title: "TX/s", right: true, fixed: true, optional: 6},
-		{title: "RX TOT", right: true, fixed: true, optional: 5},
-		{title: "TX TOT", right: true, fixed: true, optional: 4},
-		{title: "PKTS", right: true, optional: 8},
-		{title: "FP", right: true, optional: 1},
-		{title: "DROPS", right: true, optional: 2},
+		{title: "TX/s", right: true, fixed: true, optional: 7},
+		{title: "RX TOT", right: true, fixed: true, optional: 6},
+		{title: "TX TOT", right: true, fixed: true, optional: 5},
+		{title: "PKTS", right: true, optional: 9},
+		{title: "FP", right: true, optional: 2},
+		{title: "DROPS", right: true, optional: 3},
 	}
 	for _, s := range rows {
 		addr, _, _ := strings.Cut(s.Address, "/")
-		cells := []string{s.Name, addr, s.Mode}
+		addr6, _, _ := strings.Cut(s.Address6, "/")
+		cells := []string{s.Name, addr, addr6, s.Mode}
 		if s.Counted {
 			cells = append(cells,
 				compactRate(s.RXRate), compactRate(s.TXRate),
@@ -457,6 +464,9 @@ func (m *topModel) layout(rows []control.EndpointStats, w int) ([]topColumn, int
 		for i := range cols {
 			cols[i].cells = append(cols[i].cells, cells[i])
 		}
+	}
+	if !dual {
+		cols = append(cols[:2], cols[3:]...)
 	}
 	for i := range cols {
 		c := &cols[i]
@@ -495,7 +505,7 @@ func (m *topModel) layout(rows []control.EndpointStats, w int) ([]topColumn, int
 		cols[0].width = nameW
 		return cols, sparkW
 	}
-	const lastDrop = 8 // the highest optional
+	const lastDrop = 9 // the highest optional
 	for drop := 1; ; drop++ {
 		nameW, _, ok := fits(false)
 		if ok || drop > lastDrop {

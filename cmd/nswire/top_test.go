@@ -511,3 +511,31 @@ func TestTopFlowView(t *testing.T) {
 		t.Errorf("f did not hide the flows:\n%s", view)
 	}
 }
+
+// TestTopDualStack: an ADDRESS6 column appears when a container is dual
+// stack, showing its IPv6 address without the prefix on a wide terminal;
+// it is the first column to go on a narrow one, and the view still fits.
+func TestTopDualStack(t *testing.T) {
+	dual := func(at time.Duration) []control.EndpointStats {
+		s := threeContainers(at, 1)
+		s[0].Address6 = "fd00:20::ffff:ffff:ffff:fffe/64"
+		return s
+	}
+	m := newTestTop(t, "name", dual(0), dual(time.Second))
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 24})
+	lines := checkFits(t, m.View(), 160, 24)
+	if !strings.Contains(m.View(), "ADDRESS6") || !strings.Contains(rowOf(lines, "web"), " fd00:20::ffff:ffff:ffff:fffe ") {
+		t.Fatalf("no IPv6 address for web on a wide terminal:\n%s", m.View())
+	}
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	lines = checkFits(t, m.View(), 80, 24)
+	if strings.Contains(m.View(), "ADDRESS6") || !strings.Contains(rowOf(lines, "web"), "172.17.0.10") {
+		t.Fatalf("on 80 columns ADDRESS6 should go first, before ADDRESS:\n%s", m.View())
+	}
+	// IPv4 only: no ADDRESS6 column at all.
+	m = newTestTop(t, "name", threeContainers(0, 1))
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 24})
+	if strings.Contains(m.View(), "ADDRESS6") {
+		t.Fatalf("ADDRESS6 without a dual-stack container:\n%s", m.View())
+	}
+}

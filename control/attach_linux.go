@@ -634,6 +634,9 @@ func (m *Manager) planIPv6(br netlink.Link, recs []*state.Record, dn *dockerNetw
 		return netip.Prefix{}, netip.Addr{}, err
 	}
 	if len(nets) == 0 {
+		if req.IP6.IsSet() && req.Network != "" && dn != nil {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("--ip6 %s: Docker network %s (bridge %s) has no IPv6: create one with `docker network create --ipv6 --subnet fdXX:…::/64`, or leave --ip6 out", req.IP6, dn.Name, br.Attrs().Name)
+		}
 		if req.IP6.IsSet() {
 			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("--ip6 %s: bridge %s has no global IPv6 address (a Docker network made with --ipv6 has one)", req.IP6, br.Attrs().Name)
 		}

@@ -352,7 +352,7 @@ func TestDualStackBadInput(t *testing.T) {
 		checkUnchanged6(t, e, tc.args, cns, nsBefore, veth)
 	}
 	args := []string{"attach", id, "--network", v4only, "--ip6", "fd00:4e53:7743::30"}
-	e.fails(args, "--ip6 fd00:4e53:7743::30: bridge br-", "has no global IPv6 address (a Docker network made with --ipv6 has one)")
+	e.fails(args, "--ip6 fd00:4e53:7743::30: Docker network "+v4only+" (bridge br-", ") has no IPv6: create one with `docker network create --ipv6")
 	checkUnchanged6(t, e, args, cns, nsBefore, veth)
 
 	// observe: the Docker container's IPv6 address is recorded and shown.

@@ -98,3 +98,36 @@ func TestCNIDualStack(t *testing.T) {
 		t.Errorf("DEL left records or veths")
 	}
 }
+
+// TestCNITwoAddressesOfAFamily: an IPAM configuration that gives two IPv6
+// addresses (two IPv6 range sets) is refused with code 7 naming both; the
+// leases are released and nothing is left.
+func TestCNITwoAddressesOfAFamily(t *testing.T) {
+	n := testenv.NewCNINet(t, cniPlugin(t))
+	v6a := strings.ReplaceAll("fd00:6e74:"+n.Prefix[len(n.Prefix)-4:len(n.Prefix)-1]+"::/64", ".", "")
+	v6b := strings.Replace(v6a, "fd00:6e74:", "fd00:6e75:", 1)
+	ipam := n.IPAM()
+	ipam["ranges"] = []any{
+		[]any{map[string]any{"subnet": n.Subnet, "gateway": n.Gateway}},
+		[]any{map[string]any{"subnet": v6a}},
+		[]any{map[string]any{"subnet": v6b}},
+	}
+	n.WriteConflist(t, n.NswireConf(map[string]any{"ipam": ipam}))
+	path, _ := newCNINetns(t)
+	out, err := n.Cnitool(nil, "add", n.Name, path)
+	if err == nil {
+		t.Fatalf("ADD with two IPv6 ranges succeeded: %s", out)
+	}
+	msg := err.Error()
+	for _, want := range []string{"2 IPv6 addresses (" + strings.TrimSuffix(v6a, "/64"), strings.TrimSuffix(v6b, "/64"), "one address per family"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("ADD error lacks %q:\n%s", want, msg)
+		}
+	}
+	if l := n.Leases(t); len(l) != 0 {
+		t.Errorf("leases left after the refused ADD: %v", l)
+	}
+	if len(cniRecords(t, n)) != 0 || len(n.HostVeths(t)) != 0 {
+		t.Errorf("the refused ADD left records or veths")
+	}
+}

@@ -146,3 +146,42 @@ func TestSandboxInterface(t *testing.T) {
 		t.Errorf("IPv4Of: %v %v", addr, gw)
 	}
 }
+
+// TestOnePerFamily: one address of each family, or one IPv4 only, passes;
+// two of a family is code 7 naming both.
+func TestOnePerFamily(t *testing.T) {
+	ipc := func(cidr string) *current.IPConfig {
+		ip, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IP = ip
+		return &current.IPConfig{Address: *n}
+	}
+	for _, ok := range [][]string{{"10.0.0.2/24"}, {"10.0.0.2/24", "fd00::2/64"}, {"fd00::2/64", "10.0.0.2/24"}} {
+		res := &current.Result{}
+		for _, a := range ok {
+			res.IPs = append(res.IPs, ipc(a))
+		}
+		if err := OnePerFamily(res); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	for _, bad := range []struct {
+		addrs []string
+		want  string
+	}{
+		{[]string{"10.0.0.2/24", "fd00::2/64", "fd01::2/64"}, "2 IPv6 addresses (fd00::2/64, fd01::2/64)"},
+		{[]string{"10.0.0.2/24", "10.0.1.2/24"}, "2 IPv4 addresses (10.0.0.2/24, 10.0.1.2/24)"},
+	} {
+		res := &current.Result{}
+		for _, a := range bad.addrs {
+			res.IPs = append(res.IPs, ipc(a))
+		}
+		err := OnePerFamily(res)
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig || !strings.Contains(te.Details, bad.want) {
+			t.Errorf("%v: %v, want code 7 with %q", bad.addrs, err, bad.want)
+		}
+	}
+}

@@ -97,6 +97,10 @@ func Add(args *skel.CmdArgs) error {
 					ipam.ExecDel(c.IPAM.Type, args.StdinData)
 					return nil, fmt.Errorf("convert the IPAM result: %w", err)
 				}
+				if err := OnePerFamily(ipamRes); err != nil {
+					ipam.ExecDel(c.IPAM.Type, args.StdinData)
+					return nil, err
+				}
 				addr, gw := IPv4Of(ipamRes, -1)
 				a := &control.CNIAddress{Address: addr, Gateway: gw}
 				a.Address6, a.Gateway6 = IPv6Of(ipamRes)

@@ -3,6 +3,7 @@ package cni
 import (
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -94,6 +95,33 @@ func IPv4Of(res *current.Result, iface int) (*net.IPNet, net.IP) {
 	}
 	a := first.Address
 	return &a, first.Gateway
+}
+
+// OnePerFamily refuses an IPAM result with more than one address of a
+// family: nswire gives the container one IPv4 and at most one IPv6 address,
+// and taking the first silently would leave a lease nobody uses.
+func OnePerFamily(res *current.Result) error {
+	var v4, v6 []string
+	for _, ip := range res.IPs {
+		if ip == nil {
+			continue
+		}
+		if ip.Address.IP.To4() != nil {
+			v4 = append(v4, ip.Address.String())
+		} else {
+			v6 = append(v6, ip.Address.String())
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		addrs []string
+	}{{"IPv4", v4}, {"IPv6", v6}} {
+		if len(f.addrs) > 1 {
+			return types.NewError(types.ErrInvalidNetworkConfig, "the IPAM plugin gave more than one address of a family",
+				fmt.Sprintf("%d %s addresses (%s): nswire configures one address per family; give the IPAM plugin one range per family", len(f.addrs), f.name, strings.Join(f.addrs, ", ")))
+		}
+	}
+	return nil
 }
 
 // IPv6Of returns the first IPv6 address of res and its gateway (nil, nil

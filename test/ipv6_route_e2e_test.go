@@ -178,6 +178,17 @@ func TestUpstreamIPv6ThroughGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No DAD on either end's link-local either: until it is usable the
+	// kernel sends no neighbour solicitation from the link (they need a
+	// link-local source), and the first SYN through would wait a second.
+	for _, side := range []struct {
+		ns   netns.NsHandle
+		name string
+	}{{hostNS(t), "n6up0"}, {up, "n6up1"}} {
+		if _, err := netops.SetIPv6Conf(side.ns, side.name, "accept_dad", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	nodad := func(cidr string) *netlink.Addr {
 		return &netlink.Addr{IPNet: mustCIDR(t, cidr), Flags: unix.IFA_F_NODAD}
 	}

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nswire/nswire/control/state"
+	"github.com/nswire/nswire/netops"
+	"golang.org/x/sys/unix"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/vishvananda/netlink"
@@ -144,8 +146,17 @@ func (e *env) attachJSON(args ...string) *state.Record {
 }
 
 // snapshot is what a namespace looks like: links (name, master, up), and
-// addresses and routes, as sorted strings.
+// IPv4 addresses and routes, as sorted strings.
 func snapshot(t *testing.T, ns netns.NsHandle) string {
+	t.Helper()
+	lines := snapshotLines(t, ns, netlink.FAMILY_V4, false)
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// snapshotLines lists ns's links (with their MACs when mac is set), and its
+// addresses and routes of family.
+func snapshotLines(t *testing.T, ns netns.NsHandle, family int, mac bool) []string {
 	t.Helper()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -159,18 +170,21 @@ func snapshot(t *testing.T, ns netns.NsHandle) string {
 	var lines []string
 	for _, l := range links {
 		a := l.Attrs()
-		lines = append(lines, fmt.Sprintf("link %s type=%s master=%d up=%v", a.Name, l.Type(), a.MasterIndex, a.Flags&net.FlagUp != 0))
-		addrs, _ := h.AddrList(l, netlink.FAMILY_V4)
+		line := fmt.Sprintf("link %s type=%s master=%d up=%v", a.Name, l.Type(), a.MasterIndex, a.Flags&net.FlagUp != 0)
+		if mac {
+			line += " mac=" + a.HardwareAddr.String()
+		}
+		lines = append(lines, line)
+		addrs, _ := h.AddrList(l, family)
 		for _, ad := range addrs {
 			lines = append(lines, "addr "+a.Name+" "+ad.IPNet.String())
 		}
 	}
-	routes, _ := h.RouteList(nil, netlink.FAMILY_V4)
+	routes, _ := h.RouteList(nil, family)
 	for _, r := range routes {
 		lines = append(lines, fmt.Sprintf("route dst=%v gw=%v dev=%d", r.Dst, r.Gw, r.LinkIndex))
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 func hostNS(t *testing.T) netns.NsHandle {
@@ -331,38 +345,9 @@ func TestUpstreamThroughGateway(t *testing.T) {
 	e := newEnv(t)
 	cli := testenv.Docker(t)
 	id, _ := testenv.RunNone(t, cli, "client", "sleep", "300")
-	up := testenv.NewNetNS(t)
-	// host nswup0 10.213.7.1/30 <-> upstream eth0 10.213.7.2/30
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "nswup0"
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: "nswup1", PeerNamespace: netlink.NsFd(int(up))}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netlink.LinkDel(veth) })
-	hostEnd, _ := netlink.LinkByName("nswup0")
-	netlink.AddrAdd(hostEnd, &netlink.Addr{IPNet: mustCIDR(t, "10.213.7.1/30")})
-	netlink.LinkSetUp(hostEnd)
-	uh, _ := netlink.NewHandleAt(up)
-	defer uh.Close()
-	upEnd, err := uh.LinkByName("nswup1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uh.AddrAdd(upEnd, &netlink.Addr{IPNet: mustCIDR(t, "10.213.7.2/30")})
-	uh.LinkSetUp(upEnd)
-	// Upstream routes the bridge subnet back through the host (no NAT needed
-	// to be assumed).
-	if err := uh.RouteAdd(&netlink.Route{Dst: mustCIDR(t, "172.17.0.0/16"), Gw: net.ParseIP("10.213.7.1"), LinkIndex: upEnd.Attrs().Index}); err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	if err := testenv.InNetNS(up, func() (err error) { ln, err = net.Listen("tcp4", "10.213.7.2:8080"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "upstream says hi") })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	// host nswup0 10.213.7.1/30 <-> upstream nswup1 10.213.7.2/30; upstream
+	// routes the bridge subnet back through the host (no NAT assumed).
+	upstreamNS(t, "nswup0", "nswup1", "10.213.7.1/30", "10.213.7.2/30", "172.17.0.0/16", "upstream says hi")
 
 	e.attachJSON(id, "--mode", "off")
 	// busybox's static wget crashes on this image; nc speaks HTTP/1.0 fine.
@@ -370,6 +355,76 @@ func TestUpstreamThroughGateway(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "HTTP/1.0 200 OK") || !strings.HasSuffix(out, "\r\n\r\nupstream says hi") {
 		t.Fatalf("HTTP from the container to upstream: exit %d, %q", code, out)
 	}
+}
+
+// upstreamNS makes an "outside" namespace for a container to reach through
+// the host: a veth hostIf (hostCIDR, in the host) to upIf (upCIDR, in the
+// new namespace), a route there back to back via the host's address, and
+// an HTTP server on upCIDR's address, port 8080, answering body. IPv6
+// addresses and link-locals skip DAD: until a link-local is usable the
+// kernel sends no neighbour solicitation from the link, and a first SYN
+// would wait a second. Everything goes at cleanup.
+func upstreamNS(t *testing.T, hostIf, upIf, hostCIDR, upCIDR, back, body string) netns.NsHandle {
+	t.Helper()
+	up := testenv.NewNetNS(t)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = hostIf
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: upIf, PeerNamespace: netlink.NsFd(int(up))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.LinkDel(veth) })
+	uh, err := netlink.NewHandleAt(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uh.Close()
+	hostH, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostH.Close()
+	for _, side := range []struct {
+		h    *netlink.Handle
+		ns   netns.NsHandle
+		name string
+		cidr string
+	}{{hostH, hostNS(t), hostIf, hostCIDR}, {uh, up, upIf, upCIDR}} {
+		l, err := side.h.LinkByName(side.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := &netlink.Addr{IPNet: mustCIDR(t, side.cidr)}
+		if addr.IP.To4() == nil {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if _, err := netops.SetIPv6Conf(side.ns, side.name, "accept_dad", "0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := side.h.AddrAdd(l, addr); err != nil {
+			t.Fatal(err)
+		}
+		if err := side.h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upEnd, err := uh.LinkByName(upIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := mustCIDR(t, hostCIDR).IP
+	if err := uh.RouteAdd(&netlink.Route{Dst: mustCIDR(t, back), Gw: gw, LinkIndex: upEnd.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	listen := net.JoinHostPort(mustCIDR(t, upCIDR).IP.String(), "8080")
+	if err := testenv.InNetNS(up, func() (err error) { ln, err = net.Listen("tcp", listen); return err }); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return up
 }
 
 func mustCIDR(t *testing.T, s string) *net.IPNet {

@@ -3,7 +3,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/test/testenv"
@@ -27,20 +25,7 @@ import (
 func TestDualStackAttach(t *testing.T) {
 	e := newEnv(t)
 	cli := testenv.Docker(t)
-	ctx := context.Background()
-	name := testenv.ContainerName("nswv6")
-	resp, err := cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver:     "bridge",
-		EnableIPv6: boolPtr(true),
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{
-			{Subnet: "10.234.11.0/28", Gateway: "10.234.11.1"},
-			{Subnet: "fd00:4e53:7769::/64", Gateway: "fd00:4e53:7769::1"},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.NetworkRemove(context.Background(), resp.ID) })
+	name := dualStackNetwork(t, "nswv6", "10.234.11.0/28", "10.234.11.1", "fd00:4e53:7769::/64", "fd00:4e53:7769::1")
 	testenv.RunOn(t, cli, name, "v6peer", "sleep", "300") // makes the bridge; takes ::2
 	idA, _ := testenv.RunNone(t, cli, "v6a")              // the image's httpd
 	idB, _ := testenv.RunNone(t, cli, "v6b", "sleep", "300")
@@ -151,20 +136,7 @@ func udp6SocketIn(t *testing.T, ns netns.NsHandle, laddr string) *net.UDPConn {
 func TestFastpathIPv6CountsExact(t *testing.T) {
 	e := newEnv(t)
 	cli := testenv.Docker(t)
-	ctx := context.Background()
-	name := testenv.ContainerName("nswv6fp")
-	resp, err := cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver:     "bridge",
-		EnableIPv6: boolPtr(true),
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{
-			{Subnet: "10.234.12.0/28", Gateway: "10.234.12.1"},
-			{Subnet: "fd00:4e53:7770::/64", Gateway: "fd00:4e53:7770::1"},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.NetworkRemove(context.Background(), resp.ID) })
+	name := dualStackNetwork(t, "nswv6fp", "10.234.12.0/28", "10.234.12.1", "fd00:4e53:7770::/64", "fd00:4e53:7770::1")
 	testenv.RunOn(t, cli, name, "v6fppeer", "sleep", "300")
 	idA, pidA := testenv.RunNone(t, cli, "v6fpa", "sleep", "300")
 	idB, pidB := testenv.RunNone(t, cli, "v6fpb", "sleep", "300")

@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -20,7 +17,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/state"
@@ -163,68 +159,10 @@ func TestUpstreamIPv6ThroughGateway(t *testing.T) {
 	name := dualStackNetwork(t, "nswv6up", "10.234.41.0/28", "10.234.41.1", "fd00:4e53:7741::/64", "fd00:4e53:7741::1")
 	testenv.RunOn(t, cli, name, "v6uppeer", "sleep", "300") // makes the bridge
 	id, cpid := testenv.RunNone(t, cli, "v6upc", "sleep", "300")
-	up := testenv.NewNetNS(t)
-
 	// host n6up0 fd00:4e53:7742::1/64 <-> upstream n6up1 fd00:4e53:7742::2/64;
 	// the names stay clear of nswire's nsw* that other tests compare.
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "n6up0"
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: "n6up1", PeerNamespace: netlink.NsFd(int(up))}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netlink.LinkDel(veth) })
-	hostEnd, err := netlink.LinkByName("n6up0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No DAD on either end's link-local either: until it is usable the
-	// kernel sends no neighbour solicitation from the link (they need a
-	// link-local source), and the first SYN through would wait a second.
-	for _, side := range []struct {
-		ns   netns.NsHandle
-		name string
-	}{{hostNS(t), "n6up0"}, {up, "n6up1"}} {
-		if _, err := netops.SetIPv6Conf(side.ns, side.name, "accept_dad", "0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodad := func(cidr string) *netlink.Addr {
-		return &netlink.Addr{IPNet: mustCIDR(t, cidr), Flags: unix.IFA_F_NODAD}
-	}
-	if err := netlink.AddrAdd(hostEnd, nodad("fd00:4e53:7742::1/64")); err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(hostEnd); err != nil {
-		t.Fatal(err)
-	}
-	uh, err := netlink.NewHandleAt(up)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uh.Close()
-	upEnd, err := uh.LinkByName("n6up1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := uh.AddrAdd(upEnd, nodad("fd00:4e53:7742::2/64")); err != nil {
-		t.Fatal(err)
-	}
-	if err := uh.LinkSetUp(upEnd); err != nil {
-		t.Fatal(err)
-	}
-	// Upstream routes the network's prefix back through the host.
-	if err := uh.RouteAdd(&netlink.Route{Dst: mustCIDR(t, "fd00:4e53:7741::/64"), Gw: net.ParseIP("fd00:4e53:7742::1"), LinkIndex: upEnd.Attrs().Index}); err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	if err := testenv.InNetNS(up, func() (err error) { ln, err = net.Listen("tcp6", "[fd00:4e53:7742::2]:8080"); return err }); err != nil {
-		t.Fatal(err)
-	}
 	const body = "upstream says hi over IPv6"
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	up := upstreamNS(t, "n6up0", "n6up1", "fd00:4e53:7742::1/64", "fd00:4e53:7742::2/64", "fd00:4e53:7741::/64", body)
 
 	ipv6Forwarding(t)
 	rec := e.attachJSON(id, "--network", name)
@@ -280,28 +218,7 @@ func TestUpstreamIPv6ThroughGateway(t *testing.T) {
 // attach turns on for eth0.
 func snapshotAll(t *testing.T, ns netns.NsHandle) string {
 	t.Helper()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, l := range links {
-		a := l.Attrs()
-		lines = append(lines, fmt.Sprintf("link %s type=%s master=%d up=%v mac=%s", a.Name, l.Type(), a.MasterIndex, a.Flags&net.FlagUp != 0, a.HardwareAddr))
-		addrs, _ := h.AddrList(l, netlink.FAMILY_ALL)
-		for _, ad := range addrs {
-			lines = append(lines, "addr "+a.Name+" "+ad.IPNet.String())
-		}
-	}
-	routes, _ := h.RouteList(nil, netlink.FAMILY_ALL)
-	for _, r := range routes {
-		lines = append(lines, fmt.Sprintf("route dst=%v gw=%v dev=%d", r.Dst, r.Gw, r.LinkIndex))
-	}
+	lines := snapshotLines(t, ns, netlink.FAMILY_ALL, true)
 	testenv.InNetNS(ns, func() error {
 		for _, p := range []string{"all", "default", "lo"} {
 			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + p + "/disable_ipv6")

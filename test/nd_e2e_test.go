@@ -3,14 +3,12 @@
 package test
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -148,20 +146,7 @@ func waitNeighMAC(t *testing.T, ns netns.NsHandle, ip netip.Addr, want string) s
 func TestNeighbourDiscoveryIPv6(t *testing.T) {
 	e := newEnv(t)
 	cli := testenv.Docker(t)
-	ctx := context.Background()
-	name := testenv.ContainerName("nswnd")
-	resp, err := cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver:     "bridge",
-		EnableIPv6: boolPtr(true),
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{
-			{Subnet: "10.234.71.0/28", Gateway: "10.234.71.1"},
-			{Subnet: "fd00:4e53:7a11::/64", Gateway: "fd00:4e53:7a11::1"},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.NetworkRemove(context.Background(), resp.ID) })
+	name := dualStackNetwork(t, "nswnd", "10.234.71.0/28", "10.234.71.1", "fd00:4e53:7a11::/64", "fd00:4e53:7a11::1")
 	testenv.RunOn(t, cli, name, "ndpeer", "sleep", "300") // makes the bridge
 	idB, pidB := testenv.RunNone(t, cli, "ndb", "sleep", "300")
 	idA1, _ := testenv.RunNone(t, cli, "nda1", "sleep", "300")

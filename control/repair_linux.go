@@ -28,109 +28,157 @@ func (e errNeedsRewire) Error() string { return e.why }
 // nothing). When the veth pair itself is missing it returns errNeedsRewire.
 // t's namespace is the recorded one (the caller checked the inode).
 func (m *Manager) checkAndRepair(t *Target, rec *state.Record, dryRun bool) ([]string, error) {
-	host, err := netops.LinkByName(m.host, rec.HostIf)
-	if netops.IsNotFound(err) {
-		return nil, errNeedsRewire{fmt.Sprintf("its host veth %s was missing", rec.HostIf)}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", rec.HostIf, err)
-	}
-	if host.Attrs().Index != rec.HostIfindex {
-		return nil, errNeedsRewire{fmt.Sprintf("its host veth %s had ifindex %d, recorded %d", rec.HostIf, host.Attrs().Index, rec.HostIfindex)}
-	}
-	nsh, err := netops.HandleAt(t.NS)
+	host, nsh, peer, err := m.locatePair(t, rec)
 	if err != nil {
 		return nil, err
 	}
 	defer nsh.Close()
-	peer, err := netops.LinkByName(nsh, rec.IfName)
+	r := &repairer{m: m, t: t, rec: rec, nsh: nsh, host: host, peer: peer, dryRun: dryRun}
+	for _, phase := range []func() error{r.hostSide, r.containerSide, r.datapath} {
+		if err := phase(); err != nil {
+			return r.repaired, err
+		}
+	}
+	return r.repaired, nil
+}
+
+// locatePair finds rec's host veth and its peer in t's namespace (with a
+// handle there, which the caller closes); errNeedsRewire when either is
+// missing or they are not the recorded pair.
+func (m *Manager) locatePair(t *Target, rec *state.Record) (netlink.Link, *netlink.Handle, netlink.Link, error) {
+	host, err := netops.LinkByName(m.host, rec.HostIf)
 	if netops.IsNotFound(err) {
-		return nil, errNeedsRewire{fmt.Sprintf("its interface %s in the container was missing", rec.IfName)}
+		return nil, nil, nil, errNeedsRewire{fmt.Sprintf("its host veth %s was missing", rec.HostIf)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("check %s in the container: %w", rec.IfName, err)
+		return nil, nil, nil, fmt.Errorf("check %s: %w", rec.HostIf, err)
 	}
-	if pi, err := netops.PeerIndex(host); err != nil || pi != peer.Attrs().Index {
-		return nil, errNeedsRewire{fmt.Sprintf("%s in the container was not the peer of %s", rec.IfName, rec.HostIf)}
+	if host.Attrs().Index != rec.HostIfindex {
+		return nil, nil, nil, errNeedsRewire{fmt.Sprintf("its host veth %s had ifindex %d, recorded %d", rec.HostIf, host.Attrs().Index, rec.HostIfindex)}
 	}
+	nsh, err := netops.HandleAt(t.NS)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	peer, err := netops.LinkByName(nsh, rec.IfName)
+	if err == nil {
+		if pi, perr := netops.PeerIndex(host); perr != nil || pi != peer.Attrs().Index {
+			err = errNeedsRewire{fmt.Sprintf("%s in the container was not the peer of %s", rec.IfName, rec.HostIf)}
+		}
+	} else if netops.IsNotFound(err) {
+		err = errNeedsRewire{fmt.Sprintf("its interface %s in the container was missing", rec.IfName)}
+	} else {
+		err = fmt.Errorf("check %s in the container: %w", rec.IfName, err)
+	}
+	if err != nil {
+		nsh.Close()
+		return nil, nil, nil, err
+	}
+	return host, nsh, peer, nil
+}
 
-	var repaired []string
-	fix := func(what string, do func() error) error {
-		repaired = append(repaired, what)
-		if dryRun {
-			return nil
-		}
-		if err := do(); err != nil {
-			return fmt.Errorf("repair %s: %w", what, err)
-		}
+// repairer is one check-and-repair of an attachment whose veth pair is in
+// place: each phase checks one side and repairs what is missing, listing
+// it (with dryRun, only listing it).
+type repairer struct {
+	m          *Manager
+	t          *Target
+	rec        *state.Record
+	nsh        *netlink.Handle
+	host, peer netlink.Link
+	dryRun     bool
+	repaired   []string
+}
+
+func (r *repairer) fix(what string, do func() error) error {
+	r.repaired = append(r.repaired, what)
+	if r.dryRun {
 		return nil
 	}
+	if err := do(); err != nil {
+		return fmt.Errorf("repair %s: %w", what, err)
+	}
+	return nil
+}
+
+// hostSide: the host veth is a port of the recorded bridge, and up.
+func (r *repairer) hostSide() error {
+	m, rec, host := r.m, r.rec, r.host
 	br, err := netops.LinkByName(m.host, rec.Bridge)
 	if err != nil {
-		return nil, fmt.Errorf("bridge %s of %s: %w", rec.Bridge, rec.DisplayName(), err)
+		return fmt.Errorf("bridge %s of %s: %w", rec.Bridge, rec.DisplayName(), err)
 	}
 	if host.Attrs().MasterIndex != br.Attrs().Index {
-		if err := fix(fmt.Sprintf("%s as a port of %s", rec.HostIf, rec.Bridge), func() error { return netops.SetMaster(m.host, host, br) }); err != nil {
-			return repaired, err
+		if err := r.fix(fmt.Sprintf("%s as a port of %s", rec.HostIf, rec.Bridge), func() error { return netops.SetMaster(m.host, host, br) }); err != nil {
+			return err
 		}
 	}
 	if !netops.IsUp(host) {
-		if err := fix(rec.HostIf+" up", func() error { return netops.SetUp(m.host, host) }); err != nil {
-			return repaired, err
-		}
+		return r.fix(rec.HostIf+" up", func() error { return netops.SetUp(m.host, host) })
 	}
+	return nil
+}
+
+// containerSide: the peer has accept_ra=0 and autoconf=0, is up, and has
+// the address and default route of each recorded family (IPv6 on).
+func (r *repairer) containerSide() error {
+	t, rec := r.t, r.rec
 	for _, key := range raSettings {
 		if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, key); err != nil {
-			return repaired, err
+			return err
 		} else if ok && v != "0" {
-			if err := fix(fmt.Sprintf("%s=0 on %s (was %s)", key, rec.IfName, v), func() error {
+			if err := r.fix(fmt.Sprintf("%s=0 on %s (was %s)", key, rec.IfName, v), func() error {
 				_, err := netops.SetIPv6Conf(t.NS, rec.IfName, key, "0")
 				return err
 			}); err != nil {
-				return repaired, err
+				return err
 			}
 		}
 	}
-	if !netops.IsUp(peer) {
-		if err := fix(rec.IfName+" up in the container", func() error { return netops.SetUp(nsh, peer) }); err != nil {
-			return repaired, err
+	if !netops.IsUp(r.peer) {
+		if err := r.fix(rec.IfName+" up in the container", func() error { return netops.SetUp(r.nsh, r.peer) }); err != nil {
+			return err
 		}
 	}
 	addr := &net.IPNet{IP: rec.IPv4(), Mask: net.CIDRMask(rec.Address.Bits(), 32)}
-	if err := repairFamily(nsh, peer, addr, net.IP(rec.Gateway.AsSlice()), fix); err != nil {
-		return repaired, err
+	if err := repairFamily(r.nsh, r.peer, addr, net.IP(rec.Gateway.AsSlice()), r.fix); err != nil {
+		return err
 	}
-	if rec.Address6.IsValid() {
-		if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, "disable_ipv6"); err != nil {
-			return repaired, err
-		} else if ok && v != "0" {
-			if err := fix(fmt.Sprintf("IPv6 on %s (disable_ipv6 was %s)", rec.IfName, v), func() error {
-				_, err := netops.SetIPv6Confs(t.NS, rec.IfName, ipv6Settings)
-				return err
-			}); err != nil {
-				return repaired, err
-			}
-		}
-		addr6 := &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
-		if err := repairFamily(nsh, peer, addr6, net.IP(rec.Gateway6.AsSlice()), fix); err != nil {
-			return repaired, err
+	if !rec.Address6.IsValid() {
+		return nil
+	}
+	if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, "disable_ipv6"); err != nil {
+		return err
+	} else if ok && v != "0" {
+		if err := r.fix(fmt.Sprintf("IPv6 on %s (disable_ipv6 was %s)", rec.IfName, v), func() error {
+			_, err := netops.SetIPv6Confs(t.NS, rec.IfName, ipv6Settings)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
-	if rec.Mode.Programs() {
-		if miss := m.dp.missing(rec); len(miss) > 0 {
-			repaired = append(repaired, miss[:len(miss)-1]...)
-			if err := fix(miss[len(miss)-1], func() error {
-				used, err := m.dp.install(rec, rec.Hook)
-				if err == nil && used != rec.Hook {
-					return fmt.Errorf("installed with %s, recorded %s", used, rec.Hook)
-				}
-				return err
-			}); err != nil {
-				return repaired, err
-			}
-		}
+	addr6 := &net.IPNet{IP: rec.IPv6(), Mask: net.CIDRMask(rec.Address6.Bits(), 128)}
+	return repairFamily(r.nsh, r.peer, addr6, net.IP(rec.Gateway6.AsSlice()), r.fix)
+}
+
+// datapath: the programs are installed and pinned with the recorded hook.
+func (r *repairer) datapath() error {
+	m, rec := r.m, r.rec
+	if !rec.Mode.Programs() {
+		return nil
 	}
-	return repaired, nil
+	miss := m.dp.missing(rec)
+	if len(miss) == 0 {
+		return nil
+	}
+	r.repaired = append(r.repaired, miss[:len(miss)-1]...)
+	return r.fix(miss[len(miss)-1], func() error {
+		used, err := m.dp.install(rec, rec.Hook)
+		if err == nil && used != rec.Hook {
+			return fmt.Errorf("installed with %s, recorded %s", used, rec.Hook)
+		}
+		return err
+	})
 }
 
 // repairFamily checks that peer has addr (IPv4 or IPv6) and a default route

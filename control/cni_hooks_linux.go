@@ -87,31 +87,14 @@ const cniFixedSteps = 2
 // AttachCNI wires the namespace at req.NetnsPath into req.Bridge as the CNI
 // attachment req.CNI, with the address the IPAM plugin gives, running the
 // CLI's attach plan. Steps: ipam, bridge, then the attach plan (veth, master,
-// host-up, rename, up, address, route, [routes], [datapath], record). On any
-// failure every step done is undone, the IPAM lease included. An attachment
-// that exists live with the same bridge and mode is returned unchanged,
-// without asking the IPAM plugin again; with other settings it is an error.
+// host-up, rename, up, address, route, [address6, route6], [routes],
+// [datapath], record). On any failure every step done is undone, the IPAM
+// lease included. An attachment that exists live with the same bridge and
+// mode is returned unchanged, without asking the IPAM plugin again; with
+// other settings it is an error.
 func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAttachResult, error) {
-	if req.Mode == "" {
-		req.Mode = datapath.Observe
-	}
-	if req.Hook == datapath.HookNone {
-		req.Hook = datapath.HookAuto
-	}
-	if err := netops.ValidateIfName(req.Bridge); err != nil {
-		return nil, fmt.Errorf("bridge: %w", err)
-	}
-	if err := netops.ValidateIfName(req.CNI.IfName); err != nil {
-		return nil, fmt.Errorf("CNI_IFNAME: %w", err)
-	}
-	if _, err := datapath.ParseMode(string(req.Mode)); err != nil {
+	if err := req.check(); err != nil {
 		return nil, err
-	}
-	if _, err := datapath.ParseHook(string(req.Hook)); err != nil {
-		return nil, err
-	}
-	if req.Allocate == nil || req.Release == nil {
-		return nil, errors.New("attach: no IPAM")
 	}
 	phase := time.Now()
 	lock, err := m.lock()
@@ -127,139 +110,20 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	defer t.Close()
 	t.identifyCNI(&req.CNI)
 	m.logPhase("resolve", &phase)
-
-	if tomb, err := m.store.GetTombstone(t.ID); err != nil {
-		return nil, err
-	} else if tomb != nil {
-		if err := m.finishDetach(tomb); err != nil {
-			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
-		}
-	}
-	existing, err := m.store.Get(t.ID)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
-		if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
-			if existing.Observed || existing.Bridge != req.Bridge || existing.Mode != req.Mode {
-				return nil, fmt.Errorf("%s is already attached with other settings (bridge %s, mode %s, observed %v): DEL it first",
-					t.ID, existing.Bridge, existing.Mode, existing.Observed)
-			}
-			return m.cniResult(existing, true, nil)
-		}
-		// A record of this attachment in another (gone) namespace: clear
-		// it and its lease, and wire afresh.
-		if err := m.teardown(existing); err != nil {
-			return nil, fmt.Errorf("clear stale record of %s: %w", t.ID, err)
-		}
-		if err := req.Release(); err != nil {
-			return nil, fmt.Errorf("release the address of the stale record of %s: %w", t.ID, err)
-		}
-	}
-
-	var (
-		addr       *CNIAddress
-		br         *netlink.Bridge
-		brCreated  bool
-		gwAdded    *net.IPNet
-		gw6Added   *net.IPNet
-		defaultGW  net.IP
-		extra      []CNIRoute
-		bridgeMTU  = req.MTU
-		fixedSteps []step
-	)
-	fixedSteps = []step{
-		{
-			name: "ipam",
-			cmd:  "# IPAM plugin ADD",
-			do: func() error {
-				a, err := req.Allocate()
-				if err != nil {
-					return err
-				}
-				if a == nil || a.Address == nil || a.Address.IP.To4() == nil {
-					req.Release()
-					return errors.New("the IPAM plugin gave no IPv4 address (nswire wires IPv4)")
-				}
-				addr = a
-				return nil
-			},
-			undo: req.Release,
-		},
-		{
-			name: "bridge",
-			cmd:  fmt.Sprintf("ip link add %s type bridge; ip link set %s up; ip addr add GATEWAY dev %s; sysctl -w net.ipv4.ip_forward=1", req.Bridge, req.Bridge, req.Bridge),
-			do: func() error {
-				b, created, err := netops.EnsureBridge(m.host, req.Bridge, bridgeMTU)
-				if err != nil {
-					return err
-				}
-				br, brCreated = b, created
-				gw := addr.Gateway
-				if gw == nil && req.IsGateway {
-					return errors.New("isGateway is set but the IPAM plugin gave no gateway")
-				}
-				if req.IsGateway {
-					gwNet := &net.IPNet{IP: gw.To4(), Mask: addr.Address.Mask}
-					added, err := netops.EnsureAddr(m.host, br, gwNet)
-					if err != nil {
-						if brCreated {
-							netops.DeleteLink(m.host, req.Bridge)
-						}
-						return fmt.Errorf("give bridge %s the gateway address: %w", req.Bridge, err)
-					}
-					if added {
-						gwAdded = gwNet
-					}
-					if addr.Address6 != nil {
-						gw6Net := &net.IPNet{IP: addr.Gateway6, Mask: addr.Address6.Mask}
-						added6, err := netops.EnsureAddr(m.host, br, gw6Net)
-						if err != nil {
-							if brCreated {
-								netops.DeleteLink(m.host, req.Bridge)
-							} else if gwAdded != nil {
-								netops.DelAddr(m.host, br, gwAdded)
-							}
-							return fmt.Errorf("give bridge %s the IPv6 gateway address: %w", req.Bridge, err)
-						}
-						if added6 {
-							gw6Added = gw6Net
-						}
-					}
-					// A gateway forwards (as the reference bridge plugin
-					// does for isGateway); never turned off again.
-					if err := netops.EnableIPv4Forwarding(); err != nil {
-						if brCreated {
-							netops.DeleteLink(m.host, req.Bridge)
-						} else if gwAdded != nil {
-							netops.DelAddr(m.host, br, gwAdded)
-						}
-						return err
-					}
-				}
-				return nil
-			},
-			undo: func() error {
-				if brCreated {
-					return netops.DeleteLink(m.host, req.Bridge)
-				}
-				var errs []error
-				if gwAdded != nil {
-					errs = append(errs, netops.DelAddr(m.host, br, gwAdded))
-				}
-				if gw6Added != nil {
-					errs = append(errs, netops.DelAddr(m.host, br, gw6Added))
-				}
-				return errors.Join(errs...)
-			},
-		},
-	}
-	inject := m.cfg.FailAfterStep
-	defer func() { m.cfg.FailAfterStep = inject }()
-	if inject > cniFixedSteps {
-		m.cfg.FailAfterStep = 0
+	if res, err := m.cniExisting(t, req); res != nil || err != nil {
+		return res, err
 	}
 	m.logPhase("existing", &phase)
+
+	// The fixed steps count first for Config.FailAfterStep, then the plan's.
+	fx := &cniFixed{m: m, req: req}
+	fixedSteps := fx.steps()
+	inject := m.cfg.FailAfterStep
+	defer func() { m.cfg.FailAfterStep = inject }()
+	m.cfg.FailAfterStep = 0
+	if inject <= cniFixedSteps {
+		m.cfg.FailAfterStep = inject
+	}
 	if err := m.run(fixedSteps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.ID, err)
 	}
@@ -272,18 +136,9 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 		return fmt.Errorf("attach %s: %w (every step done was undone)", t.ID, m.rollback(fixedSteps, cause))
 	}
 
-	defaultGW, extra = splitRoutes(addr)
-	rec, err := m.cniPlan(t, req, br, addr.Address, defaultGW)
+	rec, extra, err := m.cniRecord(t, req, fx.br, fx.addr)
 	if err != nil {
 		return nil, undoFixed(err)
-	}
-	if addr.Address6 != nil {
-		if addr.Gateway6 == nil {
-			return nil, undoFixed(fmt.Errorf("plan: the IPAM plugin gave IPv6 address %s without a gateway", addr.Address6))
-		}
-		// The attach plan's address6 and route6 steps configure it.
-		rec.Address6 = prefixOf(addr.Address6)
-		rec.Gateway6, _ = netip.AddrFromSlice(addr.Gateway6.To16())
 	}
 	if err := m.clearLeftover(rec); err != nil {
 		return nil, undoFixed(err)
@@ -292,35 +147,236 @@ func (m *Manager) AttachCNI(ctx context.Context, req CNIAttachRequest) (*CNIAtta
 	steps, release := m.attachSteps(t, rec, func() error { return nil })
 	defer release()
 	if len(extra) > 0 {
-		steps = insertAfter(steps, "route", m.cniRoutesStep(t, rec, extra))
+		after := "route"
+		if rec.Address6.IsValid() {
+			after = "route6" // an IPv6 gateway is reachable once the address is there
+		}
+		steps = insertAfter(steps, after, m.cniRoutesStep(t, rec, extra))
 	}
 	if err := m.run(steps); err != nil {
 		return nil, undoFixed(err)
 	}
 	m.logPhase("attach", &phase)
-	routes := append([]CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(rec.Gateway.AsSlice())}}, extra...)
-	return m.cniResult(rec, false, routes)
+	return m.cniResult(rec, false, append(defaultRoutes(rec), extra...))
 }
 
-// splitRoutes returns the gateway of the default route (the IPAM plugin's
-// IPv4 default route if it has one, else its gateway) and the other IPv4
-// routes.
-func splitRoutes(a *CNIAddress) (net.IP, []CNIRoute) {
-	gw := a.Gateway
-	var other []CNIRoute
+// check fills in the defaults of r and refuses what is not valid.
+func (r *CNIAttachRequest) check() error {
+	if r.Mode == "" {
+		r.Mode = datapath.Observe
+	}
+	if r.Hook == datapath.HookNone {
+		r.Hook = datapath.HookAuto
+	}
+	if err := netops.ValidateIfName(r.Bridge); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	if err := netops.ValidateIfName(r.CNI.IfName); err != nil {
+		return fmt.Errorf("CNI_IFNAME: %w", err)
+	}
+	if _, err := datapath.ParseMode(string(r.Mode)); err != nil {
+		return err
+	}
+	if _, err := datapath.ParseHook(string(r.Hook)); err != nil {
+		return err
+	}
+	if r.Allocate == nil || r.Release == nil {
+		return errors.New("attach: no IPAM")
+	}
+	return nil
+}
+
+// cniExisting deals with what an earlier ADD of t left: it finishes an
+// interrupted detach; it returns the attachment unchanged when it is live
+// with req's settings (an error with other settings); and it clears a
+// record of t in a namespace that is gone, with its lease. (nil, nil): wire
+// afresh.
+func (m *Manager) cniExisting(t *Target, req CNIAttachRequest) (*CNIAttachResult, error) {
+	if tomb, err := m.store.GetTombstone(t.ID); err != nil {
+		return nil, err
+	} else if tomb != nil {
+		if err := m.finishDetach(tomb); err != nil {
+			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
+		}
+	}
+	existing, err := m.store.Get(t.ID)
+	if err != nil || existing == nil {
+		return nil, err
+	}
+	if existing.NetnsInode == t.Inode && m.hostLinkMatches(existing) {
+		if existing.Observed || existing.Bridge != req.Bridge || existing.Mode != req.Mode {
+			return nil, fmt.Errorf("%s is already attached with other settings (bridge %s, mode %s, observed %v): DEL it first",
+				t.ID, existing.Bridge, existing.Mode, existing.Observed)
+		}
+		return m.cniResult(existing, true, nil)
+	}
+	// A record of this attachment in another (gone) namespace: clear it
+	// and its lease, and wire afresh.
+	if err := m.teardown(existing); err != nil {
+		return nil, fmt.Errorf("clear stale record of %s: %w", t.ID, err)
+	}
+	if err := req.Release(); err != nil {
+		return nil, fmt.Errorf("release the address of the stale record of %s: %w", t.ID, err)
+	}
+	return nil, nil
+}
+
+// cniFixed are the steps a CNI ADD runs before the attach plan: ask the
+// IPAM plugin for the addresses, and make sure of the bridge (created when
+// missing, with the gateway addresses when req.IsGateway).
+type cniFixed struct {
+	m       *Manager
+	req     CNIAttachRequest
+	addr    *CNIAddress
+	br      *netlink.Bridge
+	created bool         // the bridge step created the bridge
+	added   []*net.IPNet // gateway addresses the bridge step gave an existing bridge
+}
+
+func (f *cniFixed) steps() []step {
+	b := f.req.Bridge
+	return []step{
+		{name: "ipam", cmd: "# IPAM plugin ADD", do: f.allocate, undo: f.req.Release},
+		{
+			name: "bridge",
+			cmd:  fmt.Sprintf("ip link add %s type bridge; ip link set %s up; ip addr add GATEWAY dev %s; sysctl -w net.ipv4.ip_forward=1", b, b, b),
+			do:   f.ensureBridge,
+			undo: f.undoBridge,
+		},
+	}
+}
+
+func (f *cniFixed) allocate() error {
+	a, err := f.req.Allocate()
+	if err != nil {
+		return err
+	}
+	if a == nil || a.Address == nil || a.Address.IP.To4() == nil {
+		f.req.Release()
+		return errors.New("the IPAM plugin gave no IPv4 address (nswire needs one; IPv6 comes as a second address)")
+	}
+	f.addr = a
+	return nil
+}
+
+// ensureBridge makes sure of the bridge and, for a gateway, of its
+// addresses and of forwarding. A failure undoes its own part.
+func (f *cniFixed) ensureBridge() error {
+	b, created, err := netops.EnsureBridge(f.m.host, f.req.Bridge, f.req.MTU)
+	if err != nil {
+		return err
+	}
+	f.br, f.created = b, created
+	if !f.req.IsGateway {
+		return nil
+	}
+	if err := f.giveGateways(); err != nil {
+		f.undoBridge()
+		return err
+	}
+	return nil
+}
+
+// giveGateways gives the bridge the gateway address of each family the
+// IPAM plugin gave and turns forwarding on for it, as the reference bridge
+// plugin does for isGateway (never turned off again).
+func (f *cniFixed) giveGateways() error {
+	a := f.addr
+	if a.Gateway == nil {
+		return errors.New("isGateway is set but the IPAM plugin gave no gateway")
+	}
+	gws := []*net.IPNet{{IP: a.Gateway.To4(), Mask: a.Address.Mask}}
+	if a.Address6 != nil && a.Gateway6 != nil {
+		gws = append(gws, &net.IPNet{IP: a.Gateway6, Mask: a.Address6.Mask})
+	}
+	for _, gw := range gws {
+		added, err := netops.EnsureAddr(f.m.host, f.br, gw)
+		if err != nil {
+			return fmt.Errorf("give bridge %s the gateway address %s: %w", f.req.Bridge, gw, err)
+		}
+		if added {
+			f.added = append(f.added, gw)
+		}
+	}
+	if err := netops.EnableIPv4Forwarding(); err != nil {
+		return err
+	}
+	if len(gws) > 1 {
+		return netops.EnableIPv6Forwarding()
+	}
+	return nil
+}
+
+// undoBridge removes the bridge the step created, or the gateway addresses
+// it gave an existing one.
+func (f *cniFixed) undoBridge() error {
+	if f.created {
+		return netops.DeleteLink(f.m.host, f.req.Bridge)
+	}
+	var errs []error
+	for _, gw := range f.added {
+		errs = append(errs, netops.DelAddr(f.m.host, f.br, gw))
+	}
+	f.added = nil
+	return errors.Join(errs...)
+}
+
+// cniRecord plans the record of the attachment with the IPAM plugin's
+// addresses, default gateways (its default routes win over its gateways)
+// and other routes, which it returns.
+func (m *Manager) cniRecord(t *Target, req CNIAttachRequest, br *netlink.Bridge, addr *CNIAddress) (*state.Record, []CNIRoute, error) {
+	gw4, gw6, extra := splitRoutes(addr)
+	rec, err := m.cniPlan(t, req, br, addr.Address, gw4)
+	if err != nil {
+		return nil, nil, err
+	}
+	if addr.Address6 != nil {
+		if gw6 == nil {
+			return nil, nil, fmt.Errorf("plan: the IPAM plugin gave IPv6 address %s without a gateway or an IPv6 default route", addr.Address6)
+		}
+		// The attach plan's address6 and route6 steps configure it.
+		rec.Address6 = prefixOf(addr.Address6)
+		rec.Gateway6, _ = netip.AddrFromSlice(gw6.To16())
+	}
+	return rec, extra, nil
+}
+
+// defaultRoutes are rec's default route of each family, as a CNI result
+// reports them.
+func defaultRoutes(rec *state.Record) []CNIRoute {
+	routes := []CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(rec.Gateway.AsSlice())}}
+	if rec.Address6.IsValid() {
+		routes = append(routes, CNIRoute{Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: net.IP(rec.Gateway6.AsSlice())})
+	}
+	return routes
+}
+
+// splitRoutes returns the gateway of each family's default route (the IPAM
+// plugin's default route of that family if it has one, else its gateway)
+// and the other routes. IPv6 routes count only with an IPv6 address.
+func splitRoutes(a *CNIAddress) (gw4, gw6 net.IP, other []CNIRoute) {
+	gw4, gw6 = a.Gateway, a.Gateway6
 	for _, r := range a.Routes {
-		if r.Dst == nil || r.Dst.IP.To4() == nil {
-			continue // nswire wires IPv4 only
+		if r.Dst == nil {
+			continue
+		}
+		v4 := r.Dst.IP.To4() != nil
+		if !v4 && a.Address6 == nil {
+			continue
 		}
 		if ones, _ := r.Dst.Mask.Size(); ones == 0 {
-			if r.GW != nil {
-				gw = r.GW
+			switch {
+			case r.GW == nil:
+			case v4:
+				gw4 = r.GW
+			default:
+				gw6 = r.GW
 			}
 			continue
 		}
 		other = append(other, r)
 	}
-	return gw, other
+	return gw4, gw6, other
 }
 
 // insertAfter returns steps with s inserted after the step called name (at
@@ -429,7 +485,7 @@ func (m *Manager) cniResult(rec *state.Record, unchanged bool, routes []CNIRoute
 		}
 	}
 	if routes == nil {
-		res.Routes = []CNIRoute{{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(rec.Gateway.AsSlice())}}
+		res.Routes = defaultRoutes(rec)
 	}
 	return res, nil
 }

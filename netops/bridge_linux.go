@@ -126,16 +126,28 @@ func Routes(h *netlink.Handle, link netlink.Link, family int) ([]netlink.Route, 
 //
 //	sysctl -w net.ipv4.ip_forward=1
 func EnableIPv4Forwarding() error {
-	const p = "/proc/sys/net/ipv4/ip_forward"
-	b, err := os.ReadFile(p)
+	return enableSysctl("/proc/sys/net/ipv4/ip_forward", "IPv4 forwarding")
+}
+
+// EnableIPv6Forwarding turns on IPv6 forwarding in the calling thread's
+// namespace (`sysctl -w net.ipv6.conf.all.forwarding=1`), as the reference
+// bridge plugin does for a gateway with an IPv6 address. It does nothing
+// when it is on already.
+func EnableIPv6Forwarding() error {
+	return enableSysctl(ipv6ConfDir+"/all/forwarding", "IPv6 forwarding")
+}
+
+// enableSysctl writes 1 to the setting at path unless it is 1 already.
+func enableSysctl(path, what string) error {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if strings.TrimSpace(string(b)) == "1" {
 		return nil
 	}
-	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable %s: %w", what, err)
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ func TestCNIDualStack(t *testing.T) {
 		[]any{map[string]any{"subnet": n.Subnet, "gateway": n.Gateway}},
 		[]any{map[string]any{"subnet": v6subnet, "gateway": v6gw}},
 	}
+	// An IPv6 route besides the default one goes into the container too.
+	extra6 := strings.ReplaceAll("fd00:6e7f:"+n.Prefix[len(n.Prefix)-4:len(n.Prefix)-1]+"::/48", ".", "")
+	ipam["routes"] = []any{map[string]any{"dst": "0.0.0.0/0"}, map[string]any{"dst": "::/0"}, map[string]any{"dst": extra6, "gw": v6gw}}
 	n.WriteConflist(t, n.NswireConf(map[string]any{"ipam": ipam}))
 	path, ns := newCNINetns(t)
 	out, err := n.Cnitool(nil, "add", n.Name, path)
@@ -38,6 +41,15 @@ func TestCNIDualStack(t *testing.T) {
 		t.Fatalf("result IPs: %s", out)
 	}
 	want6 := res.IPs[1].Address.String()
+	var routes6 []string
+	for _, r := range res.Routes {
+		if r.Dst.IP.To4() == nil {
+			routes6 = append(routes6, r.Dst.String()+" via "+r.GW.String())
+		}
+	}
+	if strings.Join(routes6, ", ") != "::/0 via "+v6gw+", "+extra6+" via "+v6gw {
+		t.Errorf("result's IPv6 routes %v, want the default and %s, both via %s", routes6, extra6, v6gw)
+	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +78,13 @@ func TestCNIDualStack(t *testing.T) {
 	}
 	if !gw6 {
 		t.Errorf("no IPv6 default route via %s: %+v", v6gw, routes)
+	}
+	hasExtra := false
+	for _, r := range routes {
+		hasExtra = hasExtra || (r.Dst != nil && r.Dst.String() == extra6 && r.Gw.String() == v6gw)
+	}
+	if !hasExtra {
+		t.Errorf("no route to %s via %s in the container: %+v", extra6, v6gw, routes)
 	}
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {

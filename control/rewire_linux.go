@@ -75,33 +75,8 @@ func (m *Manager) Rewire(ctx context.Context, id string, opts RewireOptions) (*A
 		}
 	}
 
-	// Clear the stale wiring, keeping the slot's counters: the old veth,
-	// if the kernel has not yet removed it with the old namespace (deleted
-	// first: its programs go with it, which costs less than detaching them
-	// one by one), then the link pins and the endpoint entry of its ifindex.
-	leftIdx := 0
-	if l, err := netops.LinkByName(m.host, old.HostIf); err == nil {
-		if l.Attrs().Alias != m.vethTag() {
-			return nil, fmt.Errorf("rewire %s: host interface %s exists and is not this nswire's", old.DisplayName(), old.HostIf)
-		}
-		leftIdx = l.Attrs().Index
-		if err := netops.DeleteLink(m.host, old.HostIf); err != nil {
-			return nil, fmt.Errorf("rewire %s: %w", old.DisplayName(), err)
-		}
-	} else if !netops.IsNotFound(err) {
-		return nil, fmt.Errorf("rewire %s: look for the old %s: %w", old.DisplayName(), old.HostIf, err)
-	}
-	if old.Hook.Installed() {
-		if err := m.dp.remove(old); err != nil {
-			return nil, fmt.Errorf("rewire %s: clear the old datapath: %w", old.DisplayName(), err)
-		}
-		if leftIdx != 0 && leftIdx != old.HostIfindex { // an interrupted rewire's
-			left := *old
-			left.HostIfindex = leftIdx
-			if err := m.dp.remove(&left); err != nil {
-				return nil, fmt.Errorf("rewire %s: clear the datapath of the old %s: %w", old.DisplayName(), old.HostIf, err)
-			}
-		}
+	if err := m.clearStaleWiring(old); err != nil {
+		return nil, err
 	}
 	m.logPhase("clear stale wiring", &phase)
 	rec := *old
@@ -116,39 +91,8 @@ func (m *Manager) Rewire(ctx context.Context, id string, opts RewireOptions) (*A
 	if err != nil {
 		return nil, err
 	}
-	defer probe.Close()
-	settle := func() error {
-		for try := 1; ; try++ {
-			holder, err := probe.Conflict()
-			probe.Close()
-			if err != nil {
-				return fmt.Errorf("probe %s: %w", rec.IP(), err)
-			}
-			if holder == nil {
-				return nil
-			}
-			who := fmt.Sprintf("a host with MAC %s that answered ARP for it on %s", holder, rec.Bridge)
-			if !opts.MoveIfTaken {
-				return fmt.Errorf("%s is now in use by %s: %w; `nswire detach %s` and attach it with another address", rec.IP(), who, ErrAddressTaken, rec.DisplayName())
-			}
-			if try == maxProbeTries {
-				return fmt.Errorf("the %d addresses nswire chose on %s are all in use by hosts it did not know of (the last: %s, by %s)", try, rec.Bridge, rec.IP(), who)
-			}
-			if m.conflicts == nil {
-				m.conflicts = map[string]string{}
-			}
-			m.conflicts[rec.IP().String()] = who
-			next, err := m.plan(ctx, t, AttachRequest{Target: TargetSpec{Container: rec.ID}, Bridge: rec.Bridge, IfName: rec.IfName,
-				Gateway: rec.Gateway, MTU: rec.MTU, Mode: rec.Mode, Hook: datapath.HookAuto, Force: true})
-			if err != nil {
-				return err
-			}
-			rec.Address = next.Address
-			if probe, err = m.startAddrProbe(&rec); err != nil {
-				return err
-			}
-		}
-	}
+	defer func() { probe.Close() }()
+	settle := func() error { return m.settleRewire(ctx, t, &rec, &probe, opts) }
 	m.logPhase("probe start", &phase)
 	steps, release := m.attachSteps(t, &rec, settle)
 	defer release()
@@ -168,6 +112,77 @@ func (m *Manager) Rewire(ctx context.Context, id string, opts RewireOptions) (*A
 		return nil, fmt.Errorf("rewire %s: %w (every step done was undone; the record of its last wiring is kept)", t.Name, err)
 	}
 	return &AttachResult{Record: &rec}, nil
+}
+
+// clearStaleWiring clears what old's last wiring left, keeping the slot's
+// counters: the old veth, if the kernel has not yet removed it with the old
+// namespace (deleted first: its programs go with it, which costs less than
+// detaching them one by one), then the link pins and the endpoint entry of
+// its ifindex (and of an interrupted rewire's veth).
+func (m *Manager) clearStaleWiring(old *state.Record) error {
+	leftIdx := 0
+	if l, err := netops.LinkByName(m.host, old.HostIf); err == nil {
+		if l.Attrs().Alias != m.vethTag() {
+			return fmt.Errorf("rewire %s: host interface %s exists and is not this nswire's", old.DisplayName(), old.HostIf)
+		}
+		leftIdx = l.Attrs().Index
+		if err := netops.DeleteLink(m.host, old.HostIf); err != nil {
+			return fmt.Errorf("rewire %s: %w", old.DisplayName(), err)
+		}
+	} else if !netops.IsNotFound(err) {
+		return fmt.Errorf("rewire %s: look for the old %s: %w", old.DisplayName(), old.HostIf, err)
+	}
+	if !old.Hook.Installed() {
+		return nil
+	}
+	if err := m.dp.remove(old); err != nil {
+		return fmt.Errorf("rewire %s: clear the old datapath: %w", old.DisplayName(), err)
+	}
+	if leftIdx != 0 && leftIdx != old.HostIfindex { // an interrupted rewire's
+		left := *old
+		left.HostIfindex = leftIdx
+		if err := m.dp.remove(&left); err != nil {
+			return fmt.Errorf("rewire %s: clear the datapath of the old %s: %w", old.DisplayName(), old.HostIf, err)
+		}
+	}
+	return nil
+}
+
+// settleRewire collects the answer to the probe of rec's address (*probe).
+// Nobody answering is success. A foreign holder is ErrAddressTaken, or,
+// with opts.MoveIfTaken, a move to the next free address, probed in turn
+// (at most maxProbeTries), updating rec.Address and *probe.
+func (m *Manager) settleRewire(ctx context.Context, t *Target, rec *state.Record, probe **addrProbe, opts RewireOptions) error {
+	for try := 1; ; try++ {
+		holder, err := (*probe).Conflict()
+		(*probe).Close()
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", rec.IP(), err)
+		}
+		if holder == nil {
+			return nil
+		}
+		who := fmt.Sprintf("a host with MAC %s that answered ARP for it on %s", holder, rec.Bridge)
+		if !opts.MoveIfTaken {
+			return fmt.Errorf("%s is now in use by %s: %w; `nswire detach %s` and attach it with another address", rec.IP(), who, ErrAddressTaken, rec.DisplayName())
+		}
+		if try == maxProbeTries {
+			return fmt.Errorf("the %d addresses nswire chose on %s are all in use by hosts it did not know of (the last: %s, by %s)", try, rec.Bridge, rec.IP(), who)
+		}
+		if m.conflicts == nil {
+			m.conflicts = map[string]string{}
+		}
+		m.conflicts[rec.IP().String()] = who
+		next, err := m.plan(ctx, t, AttachRequest{Target: TargetSpec{Container: rec.ID}, Bridge: rec.Bridge, IfName: rec.IfName,
+			Gateway: rec.Gateway, MTU: rec.MTU, Mode: rec.Mode, Hook: datapath.HookAuto, Force: true})
+		if err != nil {
+			return err
+		}
+		rec.Address = next.Address
+		if *probe, err = m.startAddrProbe(rec); err != nil {
+			return err
+		}
+	}
 }
 
 // ForgetOwnNeighbor removes the bridge's neighbour entry of ip when it holds

@@ -158,8 +158,10 @@ func (m *Manager) peerNames(ctx context.Context, tr *truth) map[netip.Addr]strin
 	}
 	recs, _, _ := m.store.List()
 	for _, r := range recs {
-		if r.Address.IsValid() {
-			names[r.Address.Addr()] = r.DisplayName()
+		for _, a := range []netip.Prefix{r.Address, r.Address6} {
+			if a.IsValid() {
+				names[a.Addr()] = r.DisplayName()
+			}
 		}
 	}
 	return names

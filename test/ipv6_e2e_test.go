@@ -166,5 +166,18 @@ func TestFastpathIPv6CountsExact(t *testing.T) {
 			t.Errorf("%s: A tx %d/%d B, B rx %d/%d B, fast-pathed %d; want %d/%d and %d", mode, tx, txb, rx, rxb, fp, n, n*frame, wantFP)
 		}
 	}
+	// The flow table writes IPv6 endpoints as [address]:port and names the
+	// peer, another nswire container, by its IPv6 address.
+	table := e.ok("flows", idA)
+	nameB := containerName(t, idB)
+	row := ""
+	for _, l := range strings.Split(table, "\n") {
+		if strings.Contains(l, fmt.Sprintf(" [%s]:9400 ", recB.Address6.Addr())) && strings.Contains(l, " udp ") {
+			row = l
+		}
+	}
+	if row == "" || !strings.Contains(row, fmt.Sprintf(" [%s]:9400 ", recA.Address6.Addr())) || !strings.Contains(row, " "+nameB+" ") {
+		t.Errorf("nswire flows: no udp row [A]:9400 to [B]:9400 named %s:\n%s", nameB, table)
+	}
 	e.ok("detach", idA, idB)
 }

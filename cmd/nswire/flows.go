@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
+	"net/netip"
 	"text/tabwriter"
 	"time"
 
@@ -128,9 +128,9 @@ func writeFlowsTable(w io.Writer, rep *control.FlowReport, total int, rates bool
 	return nil
 }
 
-func endpoint(a interface{ String() string }, port uint16) string {
-	if port == 0 {
+func endpoint(a netip.Addr, port uint16) string {
+	if port == 0 || !a.IsValid() {
 		return a.String()
 	}
-	return a.String() + ":" + strconv.Itoa(int(port))
+	return netip.AddrPortFrom(a, port).String() // [IPv6]:port
 }

@@ -127,10 +127,14 @@ func checkBenchFamily(t *testing.T, r *bench.Result, family int, subnet netip.Pr
 	}
 	// What the server must have received: one packet per tcp_rr
 	// transaction and per udp_rate datagram counted (rate × seconds).
-	least := map[string]float64{}
+	// The server answered each tcp_rr request with one packet.
+	least, answers := map[string]float64{}, map[string]float64{}
 	for _, s := range r.Samples {
 		if s.Workload == bench.WorkloadTCPRR || s.Workload == bench.WorkloadUDPRate {
 			least[s.Variant] += s.Metrics["rate"] * s.Seconds
+		}
+		if s.Workload == bench.WorkloadTCPRR {
+			answers[s.Variant] += s.Metrics["rate"] * s.Seconds
 		}
 	}
 	mine, other := "ipv4", "ipv6"
@@ -168,6 +172,14 @@ func checkBenchFamily(t *testing.T, r *bench.Result, family int, subnet netip.Pr
 			c := tr.ServerCounted
 			if c[mine+"/tcp"] == 0 || c[mine+"/udp"] == 0 || c[other+"/tcp"] != 0 || c[other+"/udp"] != 0 {
 				t.Errorf("IPv%d %s: nswire counted %v at the server; want %s tcp and udp, no %s tcp or udp", family, v, c, mine, other)
+			}
+			// The server's answers to the tcp_rr requests took the fast
+			// path.
+			if v == bench.VariantFastpath && (tr.ServerFastpathed == 0 || float64(tr.ServerFastpathed) < 0.999*answers[v]) {
+				t.Errorf("IPv%d fastpath: the server fast-pathed %d packets, fewer than the %.0f tcp_rr answers measured", family, tr.ServerFastpathed, answers[v])
+			}
+			if v == bench.VariantObserve && tr.ServerFastpathed != 0 {
+				t.Errorf("IPv%d observe: the server fast-pathed %d packets", family, tr.ServerFastpathed)
 			}
 			if float64(c[mine+"/tcp"]+c[mine+"/udp"]) < 0.999*least[v] {
 				t.Errorf("IPv%d %s: nswire counted %v at the server, fewer than the %.0f measured", family, v, c, least[v])

@@ -280,6 +280,9 @@ func printBench(w io.Writer, r *bench.Result) {
 				}
 				counted = "nswire: " + strings.Join(parts, ", ")
 			}
+			if t.ServerFastpathed > 0 {
+				counted += fmt.Sprintf("; fast-pathed %d", t.ServerFastpathed)
+			}
 			fmt.Fprintf(tw, "  %s\t%s → %s\tipv4 %d\tipv6 %d\t%s\n", t.Variant, t.Client, t.Server, t.ServerRxIPv4, t.ServerRxIPv6, counted)
 		}
 		tw.Flush()

@@ -333,6 +333,9 @@ type Traffic struct {
 	// ways, by protocol ("ipv6/tcp", "ipv4/udp", …; observe and fastpath
 	// only): since the attach.
 	ServerCounted map[string]uint64 `json:"serverCounted,omitempty"`
+	// Packets the server sent past the bridge to the client's eth0
+	// (fastpath only): 0 means the fast path did not take them.
+	ServerFastpathed uint64 `json:"serverFastpathed,omitempty"`
 }
 
 // ResultVersion is the version of the result file format.

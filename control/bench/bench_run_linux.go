@@ -468,6 +468,7 @@ func (l *benchLab) traffic(variants []string, pairs map[string]*benchPair, befor
 						t.ServerCounted[k] += f.Packets
 					}
 				}
+				t.ServerFastpathed = st[0].Fastpathed.Packets
 			}
 		}
 		out = append(out, t)

@@ -290,3 +290,21 @@ func (m *Manager) networkBridge(ctx context.Context, name string) (string, error
 	}
 	return br, nil
 }
+
+// NetworkBridge resolves a Docker network, by name or ID, to its Linux
+// bridge, with the errors of `--network` (no such network, not a bridge
+// network, no engine).
+func (m *Manager) NetworkBridge(ctx context.Context, name string) (string, error) {
+	return m.networkBridge(ctx, name)
+}
+
+// BridgeNetworkName returns the name of the Docker network whose Linux
+// bridge is bridge. It returns "" (and no error) when the engine is
+// unreachable or no network uses the bridge.
+func (m *Manager) BridgeNetworkName(ctx context.Context, bridge string) (string, error) {
+	dn, err := m.bridgeNetwork(ctx, bridge)
+	if err != nil || dn == nil {
+		return "", err
+	}
+	return dn.Name, nil
+}

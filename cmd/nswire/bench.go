@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -24,6 +26,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 		out      outputFlag
 		plotFile string
 		outDir   string
+		ipv6     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -52,13 +55,33 @@ Each round runs every workload over every variant, the variants in a rotated
 order (A B C D E, then B C D E A, …) so that machine noise hits all of them.
 The table shows the median over the rounds, the spread (min–max), and each
 median as a ratio to off and to loopback. CPU figures are the process's CPU
-time plus the machine's softirq time per unit of work.`,
+time plus the machine's softirq time per unit of work.
+
+With --ipv6 every workload runs over IPv6: the nswire variants get IPv6
+addresses from the bridge's global IPv6 prefix, the docker variant runs on the
+Docker network of the bridge (which must have IPv6), loopback uses ::1. The
+easiest bridge for it is a Docker network made with IPv6, given by name:
+  docker network create --ipv6 --subnet fd00:db8:1::/64 v6bench
+  nswire bench --ipv6 --network v6bench
+The header shows, for each variant, the addresses and the IP packets of each
+family the kernel counted in the server's namespace over the run.`,
 		Example: `  sudo nswire bench
   sudo nswire bench --variants off,fastpath,loopback --workloads tcp_rr --rounds 3
   sudo nswire bench --out results/ --plot bench.png
+  sudo nswire bench --ipv6 --network v6bench
   nswire bench compare results/bench-A.json results/bench-B.json`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Network != "" {
+				if cmd.Flags().Changed("bridge") {
+					return fmt.Errorf("--network %s and --bridge %s both name the bridge: give one of them", cfg.Network, cfg.Bridge)
+				}
+				cfg.Bridge = "" // the network's bridge
+			}
+			cfg.Family = 4
+			if ipv6 {
+				cfg.Family = 6
+			}
 			// The flags hold the defaults: validate what was given as is, so
 			// that --rounds 0 or --duration 0 is an error, not a default.
 			if err := cfg.Validate(); err != nil {
@@ -151,6 +174,8 @@ time plus the machine's softirq time per unit of work.`,
 	f.IntVar(&cfg.Slices, "slices", bench.DefaultSlices, "cut each cell into this many slices, interleaved with the other variants' slices")
 	f.BoolVar(&cfg.NetnsOnly, "netns-only", false, "use throwaway network namespaces, not containers (no Docker needed; skips the docker variant)")
 	f.StringVar(&cfg.Bridge, "bridge", "docker0", "bridge to wire the subjects into")
+	f.StringVar(&cfg.Network, "network", "", "Docker network to run on, instead of --bridge: its bridge, and its containers for the docker variant")
+	f.BoolVar(&ipv6, "ipv6", false, "run every workload over IPv6 (the bridge needs a global IPv6 address; see --network)")
 	f.StringVar(&cfg.Image, "image", bench.DefaultImage, "image of the subject containers (must have sleep)")
 	f.BoolVar(&cfg.Iperf3, "iperf3", false, "cross-check tcp_stream with iperf3 (must be installed)")
 	f.BoolVar(&cfg.NoPin, "no-pin", false, "do not pin the client and the server to different CPUs")
@@ -189,7 +214,8 @@ func newBenchCompareCmd() *cobra.Command {
 			if out.format == "json" {
 				return writeJSON(w, rows)
 			}
-			fmt.Fprintf(w, "A: %s  %s\nB: %s  %s\n\n", args[0], a.Started.Format(time.RFC3339), args[1], b.Started.Format(time.RFC3339))
+			fmt.Fprintf(w, "A: %s  %s  %s\nB: %s  %s  %s\n\n", args[0], a.Started.Format(time.RFC3339), a.Config.FamilyName(),
+				args[1], b.Started.Format(time.RFC3339), b.Config.FamilyName())
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "WORKLOAD\tFIGURE\tVARIANT\tA\tB\tCHANGE\t\t")
 			for _, r := range rows {
@@ -231,11 +257,35 @@ func printBench(w io.Writer, r *bench.Result) {
 	fmt.Fprintf(w, "nswire bench: %d round(s) × %s per cell in %d interleaved slice(s) (warm-up %s each), variants rotated; subjects: %s\n",
 		r.Config.Rounds, r.Config.Duration, r.Config.SliceCount(), r.Config.SliceWarmup(), e.Subjects)
 	fmt.Fprintf(w, "kernel %s, %d CPUs (%s), %s\n", e.Kernel, e.CPUs, e.CPUModel, e.GoVersion)
-	fmt.Fprintf(w, "bridge %s, MTU %d, bridge netfilter: %s\n", e.Bridge, e.MTU, e.BridgeNetfilter)
+	network := ""
+	if r.Config.Network != "" {
+		network = " (Docker network " + r.Config.Network + ")"
+	}
+	fmt.Fprintf(w, "%s over bridge %s%s, MTU %d, bridge netfilter: %s\n", r.Config.FamilyName(), e.Bridge, network, e.MTU, e.BridgeNetfilter)
 	fmt.Fprintf(w, "offloads: %s\n", e.Offloads)
 	fmt.Fprintf(w, "attach mode: %s; pinning: %s\n", e.AttachMode, e.Pinning)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(r.Traffic) > 0 {
+		fmt.Fprintln(w, "traffic (the server's namespace, IP packets received over the run; nswire's counters of the server):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, t := range r.Traffic {
+			counted := ""
+			if len(t.ServerCounted) > 0 {
+				keys := slices.Sorted(maps.Keys(t.ServerCounted))
+				parts := make([]string, len(keys))
+				for i, k := range keys {
+					parts[i] = fmt.Sprintf("%s %d", k, t.ServerCounted[k])
+				}
+				counted = "nswire: " + strings.Join(parts, ", ")
+			}
+			if t.ServerFastpathed > 0 {
+				counted += fmt.Sprintf("; fast-pathed %d", t.ServerFastpathed)
+			}
+			fmt.Fprintf(tw, "  %s\t%s → %s\tipv4 %d\tipv6 %d\t%s\n", t.Variant, t.Client, t.Server, t.ServerRxIPv4, t.ServerRxIPv6, counted)
+		}
+		tw.Flush()
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/netops"
 )
 
@@ -95,9 +96,15 @@ type Config struct {
 	Warmup    time.Duration `json:"warmup"`   // unmeasured time before it
 	NetnsOnly bool          `json:"netnsOnly"`
 	Bridge    string        `json:"bridge"`
-	Image     string        `json:"image,omitempty"`
-	Iperf3    bool          `json:"iperf3,omitempty"`
-	NoPin     bool          `json:"noPin,omitempty"`
+	// Network is the Docker network the bench runs on (--network): its
+	// bridge is Bridge, and the docker variant's containers join it.
+	Network string `json:"network,omitempty"`
+	// Family is the IP version every workload runs over: 4 or 6 (--ipv6).
+	// Result files from before it existed have none: they are IPv4.
+	Family int    `json:"family"`
+	Image  string `json:"image,omitempty"`
+	Iperf3 bool   `json:"iperf3,omitempty"`
+	NoPin  bool   `json:"noPin,omitempty"`
 	// Slices splits each cell into this many slices, run interleaved with
 	// the other variants' slices (A B C D E A B C D E … within a round), so
 	// that the machine's slow drift hits every variant alike. A round's
@@ -134,8 +141,11 @@ func (c *Config) Defaults() {
 	if c.Slices == 0 {
 		c.Slices = DefaultSlices
 	}
-	if c.Bridge == "" {
+	if c.Bridge == "" && c.Network == "" {
 		c.Bridge = "docker0"
+	}
+	if c.Family == 0 {
+		c.Family = 4
 	}
 	if c.Image == "" {
 		c.Image = DefaultImage
@@ -163,10 +173,32 @@ func (c *Config) Validate() error {
 	case c.Warmup < 0 || c.Warmup > time.Minute:
 		return fmt.Errorf("--warmup %s is out of range: give 0 to 1m", c.Warmup)
 	}
-	if err := netops.ValidateIfName(c.Bridge); err != nil {
-		return fmt.Errorf("--bridge: %w", err)
+	if c.Family != 4 && c.Family != 6 {
+		return fmt.Errorf("IP family %d is unknown: give 4 or 6 (--ipv6)", c.Family)
+	}
+	if c.Network != "" {
+		if err := control.ValidateContainerRef(c.Network); err != nil { // Docker names networks as it names containers
+			return fmt.Errorf("--network: %s", strings.Replace(err.Error(), "container", "network", 1))
+		}
+		if c.NetnsOnly {
+			return fmt.Errorf("--network %s needs Docker, --netns-only does without it: give --bridge with --netns-only", c.Network)
+		}
+	}
+	if c.Network == "" || c.Bridge != "" {
+		if err := netops.ValidateIfName(c.Bridge); err != nil {
+			return fmt.Errorf("--bridge: %w", err)
+		}
 	}
 	return nil
+}
+
+// FamilyName is "IPv4" or "IPv6" for Family (0, in older result files, is
+// IPv4).
+func (c *Config) FamilyName() string {
+	if c.Family == 6 {
+		return "IPv6"
+	}
+	return "IPv4"
 }
 
 func checkNames(what string, got, known []string) error {
@@ -285,6 +317,27 @@ type Env struct {
 	Pinning         string `json:"pinning"`
 }
 
+// Traffic is, for one variant, the addresses its workloads ran between and
+// what the kernel counted of the run (from the end of the setup to the end
+// of the last cell): evidence of the IP family the traffic really used.
+type Traffic struct {
+	Variant string `json:"variant"`
+	Client  string `json:"client"` // the client's address
+	Server  string `json:"server"` // the address the server listened on
+	// IP packets the server's network namespace received (/proc/net/snmp
+	// Ip InReceives, /proc/net/snmp6 Ip6InReceives); for loopback, both
+	// ends'. Anything else in that namespace counts too.
+	ServerRxIPv4 uint64 `json:"serverRxIPv4"`
+	ServerRxIPv6 uint64 `json:"serverRxIPv6"`
+	// Packets nswire's programs counted on the server's endpoint, both
+	// ways, by protocol ("ipv6/tcp", "ipv4/udp", …; observe and fastpath
+	// only): since the attach.
+	ServerCounted map[string]uint64 `json:"serverCounted,omitempty"`
+	// Packets the server sent past the bridge to the client's eth0
+	// (fastpath only): 0 means the fast path did not take them.
+	ServerFastpathed uint64 `json:"serverFastpathed,omitempty"`
+}
+
 // ResultVersion is the version of the result file format.
 const ResultVersion = 1
 
@@ -299,6 +352,7 @@ type Result struct {
 	Env      Env       `json:"env"`
 	Notes    []string  `json:"notes,omitempty"`
 	Variants []string  `json:"variantsRun"` // the variants measured (skipped ones left out)
+	Traffic  []Traffic `json:"traffic,omitempty"`
 	Samples  []Sample  `json:"samples"`
 	Summary  []Figure  `json:"summary"`
 }
@@ -429,6 +483,9 @@ func ReadResult(path string) (*Result, error) {
 	}
 	if len(r.Summary) == 0 {
 		return nil, fmt.Errorf("read bench result %s: it has no summary", path)
+	}
+	if r.Config.Family == 0 { // from before --ipv6
+		r.Config.Family = 4
 	}
 	return &r, nil
 }

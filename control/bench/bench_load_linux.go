@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -73,10 +74,35 @@ func onLockedThread(ns netns.NsHandle, cpu int, fn func() error) <-chan error {
 	return netops.Go(ns, cpu, fn)
 }
 
-func sockaddr(ip net.IP, port int) *unix.SockaddrInet4 {
-	sa := &unix.SockaddrInet4{Port: port}
-	copy(sa.Addr[:], ip.To4())
+// sockaddr is ip:port as a socket address of ip's family.
+func sockaddr(ip net.IP, port int) unix.Sockaddr {
+	if ip4 := ip.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: port}
+		copy(sa.Addr[:], ip4)
+		return sa
+	}
+	sa := &unix.SockaddrInet6{Port: port}
+	copy(sa.Addr[:], ip.To16())
 	return sa
+}
+
+// domain is the socket domain of ip: AF_INET or AF_INET6.
+func domain(ip net.IP) int {
+	if ip.To4() != nil {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// portOf is the port of a socket address of either family.
+func portOf(sa unix.Sockaddr) int {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port
+	case *unix.SockaddrInet6:
+		return a.Port
+	}
+	return 0
 }
 
 func setTimeout(fd, opt int, d time.Duration) error {
@@ -92,10 +118,10 @@ func retryable(err error) bool {
 	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)
 }
 
-// listen creates a socket of typ bound to ip:0 (listening, for TCP) in the
-// calling thread's namespace and returns it with its port.
+// listen creates a socket of typ and ip's family bound to ip:0 (listening,
+// for TCP) in the calling thread's namespace and returns it with its port.
 func listen(typ int, ip net.IP) (int, int, error) {
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(domain(ip), typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, 0, fmt.Errorf("socket: %w", err)
 	}
@@ -121,12 +147,12 @@ func listen(typ int, ip net.IP) (int, int, error) {
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	return fd, sa.(*unix.SockaddrInet4).Port, nil
+	return fd, portOf(sa), nil
 }
 
 // dial connects a new TCP socket of the calling thread's namespace to ip:port.
 func dial(ip net.IP, port int, nodelay bool) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(domain(ip), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
@@ -144,7 +170,7 @@ func dial(ip net.IP, port int, nodelay bool) (int, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("connect %s:%d: %w", ip, port, err)
+		return -1, fmt.Errorf("connect %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 	}
 	return fd, nil
 }
@@ -580,13 +606,13 @@ func udpClient(ip net.IP, ready <-chan int, w loadWindow, stop func() bool, res 
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(domain(ip), unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Connect(fd, sockaddr(ip, port)); err != nil {
-		return fmt.Errorf("connect %s:%d: %w", ip, port, err)
+		return fmt.Errorf("connect %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 	}
 	setTimeout(fd, unix.SO_SNDTIMEO, pollTimeout)
 	buf := make([]byte, udpPayload)

@@ -25,7 +25,7 @@ func Plot(r *Result, file string) error {
 		base = r.Variants[0]
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("nswire bench: median of %d rounds × %s, relative to %s (whiskers: min–max)", r.Config.Rounds, r.Config.Duration, base)
+	p.Title.Text = fmt.Sprintf("nswire bench, %s: median of %d rounds × %s, relative to %s (whiskers: min–max)", r.Config.FamilyName(), r.Config.Rounds, r.Config.Duration, base)
 	p.Y.Label.Text = "× " + base + " (higher is better)"
 	p.Y.Min = 0
 	p.Legend.Top = true

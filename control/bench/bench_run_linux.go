@@ -54,10 +54,10 @@ type Progress struct {
 
 // benchPair is the two ends of one variant.
 type benchPair struct {
-	variant           string
-	client, server    netns.NsHandle
-	serverIP          net.IP
-	clientRec, srvRec *state.Record
+	variant            string
+	client, server     netns.NsHandle
+	clientIP, serverIP net.IP
+	clientRec, srvRec  *state.Record
 }
 
 // benchLab holds everything a run created, to remove it.
@@ -67,6 +67,8 @@ type benchLab struct {
 	prefix     string
 	image      string
 	bridge     string
+	family     int    // 4 or 6
+	dockerNet  string // the Docker network of the docker variant
 	netnsNames []string
 	containers []string
 	records    []string
@@ -115,6 +117,20 @@ func Run(ctx context.Context, m *control.Manager, cfg Config, progress func(Prog
 		pairs[v] = p
 	}
 	benchEnv(m, res, pairs)
+	before := make(map[string]ipCounts, len(pairs))
+	for v, p := range pairs {
+		c, err := serverIPCounts(p.server)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", v, err)
+		}
+		before[v] = c
+	}
+	// finish closes the result: the traffic the kernel counted, the summary.
+	finish := func() {
+		res.Finished = time.Now().UTC()
+		res.Traffic = lab.traffic(variants, pairs, before)
+		res.Summarize()
+	}
 
 	clientCPU, serverCPU, _ := cpuSplit(!cfg.NoPin)
 	// Enough Ps that the two load threads never wait for one.
@@ -131,8 +147,7 @@ func Run(ctx context.Context, m *control.Manager, cfg Config, progress func(Prog
 			for k := range nSlices {
 				for _, v := range RoundOrder(variants, r*nSlices+k) {
 					if err := ctx.Err(); err != nil {
-						res.Finished = time.Now().UTC()
-						res.Summarize()
+						finish()
 						return res, err
 					}
 					seq++
@@ -140,8 +155,7 @@ func Run(ctx context.Context, m *control.Manager, cfg Config, progress func(Prog
 					s, err := measure(ctx, pairs[v], w, sliceCfg, clientCPU, serverCPU)
 					if err != nil {
 						if ctx.Err() != nil {
-							res.Finished = time.Now().UTC()
-							res.Summarize()
+							finish()
 							return res, ctx.Err()
 						}
 						return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, v, w, err)
@@ -152,8 +166,7 @@ func Run(ctx context.Context, m *control.Manager, cfg Config, progress func(Prog
 			}
 		}
 	}
-	res.Finished = time.Now().UTC()
-	res.Summarize()
+	finish()
 	return res, nil
 }
 
@@ -163,6 +176,13 @@ func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result
 	if err := control.CheckCapabilities(); err != nil {
 		return nil, nil, err
 	}
+	if cfg.Network != "" {
+		br, err := m.NetworkBridge(ctx, cfg.Network)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Bridge = br
+	}
 	br, nets, err := netops.Bridge(m.Host(), cfg.Bridge)
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +190,20 @@ func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result
 	if len(nets) == 0 {
 		return nil, nil, fmt.Errorf("bridge %s has no IPv4 address: give it one (the gateway) first", cfg.Bridge)
 	}
-	_ = br
+	if cfg.Family == 6 {
+		if _, err := os.Stat("/proc/net/if_inet6"); err != nil {
+			return nil, nil, errors.New("--ipv6: this kernel has no IPv6 (/proc/net/if_inet6 is missing)")
+		}
+		nets6, err := netops.BridgeIPv6(m.Host(), br)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(nets6) == 0 && slices.ContainsFunc(cfg.Variants, isNswireVariant) {
+			return nil, nil, fmt.Errorf("--ipv6: bridge %s has no global IPv6 address, so nswire gives its subjects none: "+
+				"run the bench on a Docker network made with IPv6 (`docker network create --ipv6 --subnet fd00:db8:1::/64 NAME`, then --network NAME), "+
+				"or give the bridge a global IPv6 address", cfg.Bridge)
+		}
+	}
 	if slices.Contains(cfg.Workloads, WorkloadIperf3) {
 		if _, err := exec.LookPath("iperf3"); err != nil {
 			return nil, nil, errors.New("--iperf3: iperf3 is not installed (apt-get install iperf3), or leave --iperf3 out")
@@ -183,7 +216,7 @@ func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result
 	}
 	var b [3]byte
 	rand.Read(b[:])
-	lab := &benchLab{m: m, prefix: NetnsPrefix + hex.EncodeToString(b[:]), image: cfg.Image, bridge: cfg.Bridge}
+	lab := &benchLab{m: m, prefix: NetnsPrefix + hex.EncodeToString(b[:]), image: cfg.Image, bridge: cfg.Bridge, family: cfg.Family}
 
 	variants := slices.Clone(cfg.Variants)
 	if !cfg.NetnsOnly {
@@ -207,13 +240,56 @@ func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result
 		variants = slices.DeleteFunc(variants, func(v string) bool { return v == VariantDocker })
 		res.Notes = append(res.Notes, "variant docker skipped: it needs a Docker engine and containers (not --netns-only)")
 	}
-	if lab.cli != nil && slices.Contains(variants, VariantDocker) && cfg.Bridge != "docker0" {
-		res.Notes = append(res.Notes, "variant docker uses Docker's default bridge network (docker0), not "+cfg.Bridge)
+	if lab.cli != nil && slices.Contains(variants, VariantDocker) {
+		if err := lab.pickDockerNetwork(ctx, cfg, res); err != nil {
+			return nil, nil, err
+		}
 	}
 	if len(variants) == 0 {
 		return nil, nil, errors.New("no variant left to run: add one with --variants")
 	}
 	return lab, variants, nil
+}
+
+func isNswireVariant(v string) bool {
+	return v == VariantOff || v == VariantObserve || v == VariantFastpath
+}
+
+// pickDockerNetwork chooses the Docker network of the docker variant: the
+// one whose bridge is the bench's (--network, or the one Docker made on
+// --bridge), else Docker's default network with a note. Over IPv6 the
+// network must have IPv6.
+func (l *benchLab) pickDockerNetwork(ctx context.Context, cfg *Config, res *Result) error {
+	name := cfg.Network
+	if name == "" {
+		var err error
+		if name, err = l.m.BridgeNetworkName(ctx, cfg.Bridge); err != nil {
+			return err
+		}
+	}
+	leaveOut := "or leave docker out: --variants " + strings.Join(slices.DeleteFunc(slices.Clone(cfg.Variants), func(v string) bool { return v == VariantDocker }), ",")
+	if name == "" {
+		if cfg.Family == 6 {
+			return fmt.Errorf("--ipv6: variant docker needs a Docker network with IPv6 on bridge %s, and no Docker network uses that bridge: "+
+				"give --network NAME of one made with `docker network create --ipv6 --subnet fd00:db8:1::/64 NAME`, %s", cfg.Bridge, leaveOut)
+		}
+		name = "bridge"
+		res.Notes = append(res.Notes, "variant docker uses Docker's default bridge network (docker0), not "+cfg.Bridge)
+	}
+	if cfg.Family == 6 {
+		dctx, cancel := l.m.DockerContext(ctx)
+		n, err := l.cli.NetworkInspect(dctx, name, network.InspectOptions{})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("inspect docker network %s: %w", name, err)
+		}
+		if !n.EnableIPv6 {
+			return fmt.Errorf("--ipv6: variant docker runs on Docker network %s, which has no IPv6 (it was made without --ipv6): "+
+				"give --network NAME of one made with `docker network create --ipv6 --subnet fd00:db8:1::/64 NAME`, %s", name, leaveOut)
+		}
+	}
+	l.dockerNet = name
+	return nil
 }
 
 func firstLine(s string) string {
@@ -230,12 +306,16 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.client, p.server, p.serverIP = ns, ns, net.IPv4(127, 0, 0, 1).To4()
+		ip := net.IPv4(127, 0, 0, 1).To4()
+		if l.family == 6 {
+			ip = net.IPv6loopback
+		}
+		p.client, p.server, p.clientIP, p.serverIP = ns, ns, ip, ip
 	case VariantDocker:
 		var ips [2]net.IP
 		var hs [2]netns.NsHandle
 		for i, side := range []string{"c", "s"} {
-			id, pid, err := l.newContainer(ctx, "bridge", v+"-"+side)
+			id, pid, err := l.newContainer(ctx, l.dockerNet, v+"-"+side)
 			if err != nil {
 				return nil, err
 			}
@@ -245,15 +325,21 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 			if err != nil {
 				return nil, fmt.Errorf("inspect container: %w", err)
 			}
-			if c.NetworkSettings == nil || c.NetworkSettings.Networks["bridge"] == nil || c.NetworkSettings.Networks["bridge"].IPAddress == "" {
-				return nil, errors.New("Docker gave the container on its bridge network no IPv4 address")
+			var addr string
+			if c.NetworkSettings != nil && c.NetworkSettings.Networks[l.dockerNet] != nil {
+				addr = c.NetworkSettings.Networks[l.dockerNet].IPAddress
+				if l.family == 6 {
+					addr = c.NetworkSettings.Networks[l.dockerNet].GlobalIPv6Address
+				}
 			}
-			ips[i] = net.ParseIP(c.NetworkSettings.Networks["bridge"].IPAddress).To4()
+			if ips[i] = net.ParseIP(addr); ips[i] == nil {
+				return nil, fmt.Errorf("Docker gave the container on network %s no IPv%d address", l.dockerNet, l.family)
+			}
 			if hs[i], err = l.openNetns("/proc/" + strconv.Itoa(pid) + "/ns/net"); err != nil {
 				return nil, err
 			}
 		}
-		p.client, p.server, p.serverIP = hs[0], hs[1], ips[1]
+		p.client, p.server, p.clientIP, p.serverIP = hs[0], hs[1], ips[0], ips[1]
 	default: // off, observe, fastpath: nswire wiring
 		var recs [2]*state.Record
 		var hs [2]netns.NsHandle
@@ -288,10 +374,106 @@ func (l *benchLab) setup(ctx context.Context, v string) (*benchPair, error) {
 			}
 			hs[i] = h
 		}
-		p.client, p.server, p.serverIP = hs[0], hs[1], recs[1].IPv4()
+		p.client, p.server, p.clientIP, p.serverIP = hs[0], hs[1], recs[0].IPv4(), recs[1].IPv4()
+		if l.family == 6 {
+			p.clientIP, p.serverIP = recs[0].IPv6(), recs[1].IPv6()
+			if p.clientIP == nil || p.serverIP == nil {
+				return nil, fmt.Errorf("attach gave the subjects no IPv6 address on bridge %s", l.bridge)
+			}
+		}
 		p.clientRec, p.srvRec = recs[0], recs[1]
 	}
 	return p, nil
+}
+
+// ipCounts is a reading of a namespace's IP receive counters.
+type ipCounts struct{ v4, v6 uint64 }
+
+// serverIPCounts reads the IP packets received in ns so far, each family
+// (/proc/net/snmp Ip InReceives and /proc/net/snmp6 Ip6InReceives as seen
+// from inside ns).
+func serverIPCounts(ns netns.NsHandle) (ipCounts, error) {
+	var c ipCounts
+	err := <-onLockedThread(ns, -1, func() error {
+		data, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		if c.v4, err = snmpValue(string(data), "Ip:", "InReceives"); err != nil {
+			return err
+		}
+		data, err = os.ReadFile("/proc/thread-self/net/snmp6")
+		if err != nil {
+			return err
+		}
+		c.v6, err = snmp6Value(string(data), "Ip6InReceives")
+		return err
+	})
+	if err != nil {
+		return c, fmt.Errorf("read the IP counters of the server's namespace: %w", err)
+	}
+	return c, nil
+}
+
+// snmpValue reads one counter of /proc/net/snmp: a header line and a value
+// line for each group, both starting with group.
+func snmpValue(text, group, key string) (uint64, error) {
+	var header []string
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != group {
+			continue
+		}
+		if header == nil {
+			header = f
+			continue
+		}
+		if i := slices.Index(header, key); i > 0 && i < len(f) {
+			return strconv.ParseUint(f[i], 10, 64)
+		}
+		break
+	}
+	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", group, key)
+}
+
+// snmp6Value reads one counter of /proc/net/snmp6 ("Name value" lines).
+func snmp6Value(text, key string) (uint64, error) {
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == key {
+			return strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/net/snmp6", key)
+}
+
+// traffic tells, for each variant, its addresses and what the kernel
+// counted since before: the IP packets its server's namespace received and,
+// for observe and fastpath, nswire's counters of the server endpoint. A
+// counter it cannot read is left at zero.
+func (l *benchLab) traffic(variants []string, pairs map[string]*benchPair, before map[string]ipCounts) []Traffic {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []Traffic
+	for _, v := range variants {
+		p := pairs[v]
+		t := Traffic{Variant: v, Client: p.clientIP.String(), Server: p.serverIP.String()}
+		if c, err := serverIPCounts(p.server); err == nil {
+			t.ServerRxIPv4, t.ServerRxIPv6 = c.v4-before[v].v4, c.v6-before[v].v6
+		}
+		if p.srvRec != nil && p.srvRec.Mode != datapath.Off {
+			if st, err := l.m.Stats(ctx, []string{p.srvRec.ID}); err == nil && len(st) == 1 && st[0].Counted {
+				t.ServerCounted = map[string]uint64{}
+				for _, by := range []map[string]control.Flow{st[0].RXByProto, st[0].TXByProto} {
+					for k, f := range by {
+						t.ServerCounted[k] += f.Packets
+					}
+				}
+				t.ServerFastpathed = st[0].Fastpathed.Packets
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 func (l *benchLab) openNetns(path string) (netns.NsHandle, error) {

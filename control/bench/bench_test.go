@@ -69,7 +69,8 @@ func TestBenchConfigValidate(t *testing.T) {
 	if err := base.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if base.Rounds != 5 || base.Duration != 3*time.Second || len(base.Variants) != 5 || len(base.Workloads) != 4 {
+	if base.Rounds != 5 || base.Duration != 3*time.Second || len(base.Variants) != 5 || len(base.Workloads) != 4 ||
+		base.Family != 4 || base.Bridge != "docker0" || base.FamilyName() != "IPv4" {
 		t.Errorf("defaults: %+v", base)
 	}
 	for _, c := range []struct {
@@ -84,6 +85,12 @@ func TestBenchConfigValidate(t *testing.T) {
 		{"rounds", func(c *Config) { c.Rounds = -1 }, "--rounds -1"},
 		{"warmup", func(c *Config) { c.Warmup = -time.Second }, "--warmup"},
 		{"bridge", func(c *Config) { c.Bridge = "a/b" }, "--bridge"},
+		{"family", func(c *Config) { c.Family = 5 }, "IP family 5 is unknown: give 4 or 6 (--ipv6)"},
+		{"family 46", func(c *Config) { c.Family = 46 }, "IP family 46 is unknown"},
+		{"network name", func(c *Config) { c.Network, c.Bridge = "bad name!", "" }, `--network: network name "bad name!" has ' ' at byte 3`},
+		{"network netns-only", func(c *Config) { c.Network, c.Bridge, c.NetnsOnly = "v6bench", "", true },
+			"--network v6bench needs Docker, --netns-only does without it"},
+		{"no bridge", func(c *Config) { c.Bridge = "" }, "--bridge"},
 	} {
 		cfg := ok()
 		c.mod(&cfg)
@@ -96,6 +103,17 @@ func TestBenchConfigValidate(t *testing.T) {
 	c.Defaults()
 	if !slices.Contains(c.Workloads, WorkloadIperf3) {
 		t.Errorf("--iperf3 did not add the iperf3 workload: %v", c.Workloads)
+	}
+	// Good IPv6 configurations: on a network (no bridge: the network's),
+	// and on a bridge given by name.
+	for _, c := range []Config{{Family: 6, Network: "v6bench"}, {Family: 6, Bridge: "br-v6"}, {Family: 6, NetnsOnly: true}} {
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+		if c.FamilyName() != "IPv6" || (c.Network != "") == (c.Bridge != "") {
+			t.Errorf("%+v: family %s, network %q, bridge %q", c, c.FamilyName(), c.Network, c.Bridge)
+		}
 	}
 }
 
@@ -212,8 +230,14 @@ func TestReadBenchResult(t *testing.T) {
 	data, _ := json.Marshal(a)
 	good := filepath.Join(dir, "a.json")
 	os.WriteFile(good, data, 0o644)
-	if r, err := ReadResult(good); err != nil || len(r.Summary) != len(a.Summary) {
-		t.Errorf("read back: %v", err)
+	if r, err := ReadResult(good); err != nil || len(r.Summary) != len(a.Summary) || r.Config.Family != 4 {
+		t.Errorf("read back: %v (a file without a family is IPv4)", err)
+	}
+	a.Config.Family = 6
+	data, _ = json.Marshal(a)
+	os.WriteFile(good, data, 0o644)
+	if r, err := ReadResult(good); err != nil || r.Config.Family != 6 {
+		t.Errorf("read back IPv6: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"version": 7}`), 0o644)

@@ -12,9 +12,10 @@ import (
 // asks an engine) does not link the engine's SDK. control/dockerengine
 // implements it with the Docker client; Config.NewEngine supplies one.
 //
-// Calls are given a context with the Docker deadline (Config.DockerTimeout)
-// and return its error when it ends them. An engine answers "no such
-// container/network" with an error that matches ErrNotFound.
+// A call returns when its context ends: control bounds calls with the
+// Docker deadline (Config.DockerTimeout) and words the error of one that ran
+// out of it. An engine answers "no such container/network" with an error
+// that matches ErrNotFound.
 type Engine interface {
 	// DaemonHost is the engine's address (e.g. unix:///var/run/docker.sock),
 	// for errors.

@@ -2,9 +2,8 @@ package control
 
 import (
 	"context"
+	"errors"
 	"strings"
-
-	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/nswire/nswire/control/state"
 )
@@ -80,10 +79,10 @@ func (m *Manager) waitingForServe(ctx context.Context, rec *state.Record) bool {
 	if d, err := ds.Get(rec.ID); err != nil || d == nil {
 		return false
 	}
-	cli, err := m.Docker()
+	e, err := m.Engine()
 	if err != nil {
 		return false
 	}
-	_, err = cli.ContainerInspect(ctx, rec.ID)
-	return err == nil || !cerrdefs.IsNotFound(err) // keep it unless surely removed
+	_, err = e.Container(ctx, rec.ID)
+	return err == nil || !errors.Is(err, ErrNotFound) // keep it unless surely removed
 }

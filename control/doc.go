@@ -7,6 +7,9 @@
 // namespace path, held open as a handle), the ARP and neighbour probes, and
 // the truth about each record (live, restarted, stopped, gone, damaged).
 //
-// It may import its sub-packages (state, datapath), netops, bpf and the
-// Docker client; nothing below it imports control.
+// It may import its sub-packages (state, datapath), netops and bpf, never
+// the Docker SDK: it asks the container engine through the Engine
+// interface, which control/dockerengine implements and Config.NewEngine
+// supplies, so that the CNI plugin does not link (nor initialise) the SDK.
+// Nothing below it imports control.
 package control

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 )
 
 // DefaultDockerTimeout bounds each call to the Docker engine when
@@ -26,19 +23,37 @@ func (m *Manager) dockerTimeout() time.Duration {
 	return DefaultDockerTimeout
 }
 
+// Engine returns the container engine of Config.NewEngine, created on first
+// use. Without Config.NewEngine (the CNI plugin) it returns an error, and
+// the manager works as with an engine that is not reachable.
+func (m *Manager) Engine() (Engine, error) {
+	if m.engine != nil {
+		return m.engine, nil
+	}
+	if m.cfg.NewEngine == nil {
+		return nil, errNoEngine
+	}
+	e, err := m.cfg.NewEngine()
+	if err != nil {
+		return nil, err
+	}
+	m.engine = e
+	return e, nil
+}
+
 // dockerCall runs one call to the engine with a deadline of
 // Config.DockerTimeout. When the deadline (not the caller's ctx) ends the
 // call, the error names the engine's address and what to check; other
 // errors are returned as f returned them.
-func dockerCall[T any](ctx context.Context, m *Manager, what string, f func(context.Context, *client.Client) (T, error)) (T, error) {
+func dockerCall[T any](ctx context.Context, m *Manager, what string, f func(context.Context, Engine) (T, error)) (T, error) {
 	var zero T
-	cli, err := m.Docker()
+	e, err := m.Engine()
 	if err != nil {
 		return zero, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, m.dockerTimeout())
 	defer cancel()
-	v, err := f(dctx, cli)
+	v, err := f(dctx, e)
 	if err != nil && ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
 		return zero, m.dockerTimeoutError(what)
 	}
@@ -48,8 +63,8 @@ func dockerCall[T any](ctx context.Context, m *Manager, what string, f func(cont
 // dockerTimeoutError says which engine did not answer and what to check.
 func (m *Manager) dockerTimeoutError(what string) error {
 	host := "the default socket"
-	if m.docker != nil {
-		host = m.docker.DaemonHost()
+	if m.engine != nil {
+		host = m.engine.DaemonHost()
 	}
 	return fmt.Errorf("%s: %w at %s within %s: check that dockerd is running and responsive (`docker version`), that DOCKER_HOST points to the right engine, or raise --docker-timeout",
 		what, ErrDockerTimeout, host, m.dockerTimeout())
@@ -57,15 +72,15 @@ func (m *Manager) dockerTimeoutError(what string) error {
 
 // containersByID lists every container the engine knows (running or not),
 // in one call, by full ID.
-func (m *Manager) containersByID(ctx context.Context) (map[string]container.Summary, error) {
-	cs, err := dockerCall(ctx, m, "list containers", func(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
-		return cli.ContainerList(ctx, container.ListOptions{All: true})
+func (m *Manager) containersByID(ctx context.Context) (map[string]Container, error) {
+	cs, err := dockerCall(ctx, m, "list containers", func(ctx context.Context, e Engine) ([]Container, error) {
+		return e.Containers(ctx)
 	})
 	if err != nil {
 		return nil, err
 	}
 	m.dockerOK = true
-	by := make(map[string]container.Summary, len(cs))
+	by := make(map[string]Container, len(cs))
 	for _, c := range cs {
 		by[c.ID] = c
 	}

@@ -170,21 +170,21 @@ func (m *Manager) doctorBridge(r *DoctorReport, name string) *Subnet {
 }
 
 func (m *Manager) doctorDocker(ctx context.Context, r *DoctorReport, bridge string) *dockerNetwork {
-	cli, err := m.Docker()
+	e, err := m.Engine()
 	if err != nil {
 		r.add("docker", CheckWarn, err.Error(), "set DOCKER_HOST, or use --pid/--netns targets")
 		return nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ping, err := cli.Ping(pctx)
+	api, err := e.Ping(pctx)
 	if err != nil {
 		r.add("docker", CheckWarn, "the Docker engine is not reachable ("+err.Error()+"): container names cannot be resolved", "start dockerd (systemctl start docker, or test/setup.sh), or use --pid / --netns targets")
 		return nil
 	}
-	detail := "engine reachable, API version " + ping.APIVersion
-	if v, err := cli.ServerVersion(pctx); err == nil {
-		detail += ", Docker " + v.Version
+	detail := "engine reachable, API version " + api
+	if v, err := e.ServerVersion(pctx); err == nil {
+		detail += ", Docker " + v
 	}
 	r.add("docker", CheckOK, detail, "")
 	dn, err := m.bridgeNetwork(pctx, bridge)

@@ -142,16 +142,13 @@ func (m *Manager) peerNames(ctx context.Context, tr *truth) map[netip.Addr]strin
 		}
 	}
 	for _, c := range tr.containers {
-		if c.NetworkSettings == nil || len(c.Names) == 0 {
+		if c.Name == "" {
 			continue
 		}
-		for _, n := range c.NetworkSettings.Networks {
-			if n == nil {
-				continue
-			}
-			for _, s := range []string{n.IPAddress, n.GlobalIPv6Address} {
-				if a, err := netip.ParseAddr(s); err == nil {
-					names[a] = strings.TrimPrefix(c.Names[0], "/")
+		for _, n := range c.Networks {
+			for _, a := range []netip.Addr{n.IPv4, n.IPv6} {
+				if a.IsValid() {
+					names[a] = c.Name
 				}
 			}
 		}

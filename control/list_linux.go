@@ -5,10 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"sort"
-	"strings"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 
 	"github.com/nswire/nswire/control/state"
 )
@@ -83,22 +79,22 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ListRow, error) {
 	sort.Slice(ids, func(i, j int) bool { return tr.containers[ids[i]].Created > tr.containers[ids[j]].Created }) // newest first, as docker ps
 	for _, id := range ids {
 		c := tr.containers[id]
-		if seen[c.ID] || c.State != container.StateRunning || c.HostConfig.NetworkMode != "none" {
+		if seen[c.ID] || c.State != "running" || c.NetworkMode != "none" {
 			continue
 		}
 		name := c.ID
-		if len(c.Names) > 0 {
-			name = strings.TrimPrefix(c.Names[0], "/")
+		if c.Name != "" {
+			name = c.Name
 		}
 		row := ListRow{Name: name, ID: c.ID}
-		ci, err := dockerCall(ctx, m, "inspect container "+name, func(ctx context.Context, cli *client.Client) (container.InspectResponse, error) {
-			return cli.ContainerInspect(ctx, c.ID)
+		ci, err := dockerCall(ctx, m, "inspect container "+name, func(ctx context.Context, e Engine) (Container, error) {
+			return e.Container(ctx, c.ID)
 		})
 		if isTimeout(err) {
 			return nil, err
 		}
-		if err == nil && ci.State != nil {
-			row.PID = ci.State.Pid
+		if err == nil {
+			row.PID = ci.PID
 		}
 		rows = append(rows, row)
 	}

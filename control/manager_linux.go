@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -24,6 +23,11 @@ type Config struct {
 	// DesiredDir, when set, is where attach records the containers to keep
 	// wired and detach removes them (state.DesiredStore); "" records nothing.
 	DesiredDir string
+	// NewEngine creates the container engine (control/dockerengine.New for
+	// Docker) on first use. Without it (the CNI plugin) nswire never asks
+	// an engine: container targets cannot be resolved, and what would be
+	// learnt from the engine works as with one that is not reachable.
+	NewEngine func() (Engine, error)
 	// DockerTimeout bounds each call to the Docker engine (default
 	// DefaultDockerTimeout): a hung engine is an error naming its address,
 	// never a hang.
@@ -45,8 +49,8 @@ type Manager struct {
 	host      *netlink.Handle
 	hostNS    netns.NsHandle
 	hostInode uint64
-	docker    *client.Client
-	dockerOK  bool // the engine answered this process already
+	engine    Engine // created by Config.NewEngine on first use
+	dockerOK  bool   // the engine answered this process already
 	dp        datapathOps
 	conflicts map[string]string // addresses an ARP probe found in use, and by whom
 	afterStep func(k int)       // test hook: runs after step k of an attach succeeded
@@ -96,8 +100,8 @@ func (m *Manager) Close() {
 	if m.dp != nil {
 		m.dp.close()
 	}
-	if m.docker != nil {
-		m.docker.Close()
+	if m.engine != nil {
+		m.engine.Close()
 	}
 	m.host.Close()
 	m.hostNS.Close()

@@ -9,11 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/netops"
@@ -38,20 +33,6 @@ func (t *Target) Close() {
 	}
 }
 
-// Docker returns a client for the local engine with API version negotiation
-// (the engine here speaks 1.41), created on first use.
-func (m *Manager) Docker() (*client.Client, error) {
-	if m.docker != nil {
-		return m.docker, nil
-	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("create docker client: %w", err)
-	}
-	m.docker = cli
-	return cli, nil
-}
-
 // dockerReachable reports whether the engine answers (a ping, unless this
 // process has already talked to it). An engine that accepts the connection
 // but does not answer within the Docker deadline is an error, not
@@ -60,8 +41,8 @@ func (m *Manager) dockerReachable(ctx context.Context) (bool, error) {
 	if m.dockerOK {
 		return true, nil
 	}
-	_, err := dockerCall(ctx, m, "ping the Docker engine", func(ctx context.Context, cli *client.Client) (types.Ping, error) {
-		return cli.Ping(ctx)
+	_, err := dockerCall(ctx, m, "ping the Docker engine", func(ctx context.Context, e Engine) (string, error) {
+		return e.Ping(ctx)
 	})
 	if errors.Is(err, ErrDockerTimeout) {
 		return false, err
@@ -84,14 +65,14 @@ func inContainer(pid int, id string) error {
 }
 
 // inspect returns the container ref refers to, with errors a user can act on.
-func (m *Manager) inspect(ctx context.Context, ref string) (container.InspectResponse, error) {
-	c, err := dockerCall(ctx, m, "inspect container "+ref, func(ctx context.Context, cli *client.Client) (container.InspectResponse, error) {
-		return cli.ContainerInspect(ctx, ref)
+func (m *Manager) inspect(ctx context.Context, ref string) (Container, error) {
+	c, err := dockerCall(ctx, m, "inspect container "+ref, func(ctx context.Context, e Engine) (Container, error) {
+		return e.Container(ctx, ref)
 	})
 	if errors.Is(err, ErrDockerTimeout) {
 		return c, err
 	}
-	if cerrdefs.IsNotFound(err) {
+	if errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("container %q not found (`docker ps -a` lists containers)", ref)
 	}
 	if err != nil {
@@ -124,27 +105,27 @@ func (m *Manager) resolve(ctx context.Context, spec TargetSpec, requireNone bool
 		if err != nil {
 			return nil, err
 		}
-		name := strings.TrimPrefix(c.Name, "/")
-		if c.State == nil || !c.State.Running || c.State.Pid == 0 {
+		name := c.Name
+		if !c.Running || c.PID == 0 {
 			status := "not running"
-			if c.State != nil {
-				status = c.State.Status
+			if c.State != "" {
+				status = c.State
 			}
 			return nil, fmt.Errorf("container %s is %s: start it first (`docker start %s`)", name, status, name)
 		}
-		if mode := string(c.HostConfig.NetworkMode); requireNone && mode != "none" {
+		if mode := c.NetworkMode; requireNone && mode != "none" {
 			return nil, fmt.Errorf("container %s uses Docker network mode %q, not --network=none: Docker already wires it and nswire will not touch Docker's own networking (`nswire observe %s` counts its traffic instead)", name, mode, name)
 		}
-		t.Kind, t.ID, t.Name, t.PID = "docker", c.ID, name, c.State.Pid
-		t.NetnsPath = "/proc/" + strconv.Itoa(c.State.Pid) + "/ns/net"
+		t.Kind, t.ID, t.Name, t.PID = "docker", c.ID, name, c.PID
+		t.NetnsPath = "/proc/" + strconv.Itoa(c.PID) + "/ns/net"
 		if t.NS, err = netops.OpenNetnsPath(t.NetnsPath); err != nil {
-			return nil, fmt.Errorf("container %s: its process %d is gone: %w", name, c.State.Pid, err)
+			return nil, fmt.Errorf("container %s: its process %d is gone: %w", name, c.PID, err)
 		}
 		// The PID might have been reused between inspect and open: check,
 		// now that the handle is held, that the process is still in the
 		// container's cgroup (a local read, where a second inspect would
 		// cost a round trip to the engine).
-		if err := inContainer(c.State.Pid, c.ID); err != nil {
+		if err := inContainer(c.PID, c.ID); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("container %s stopped while nswire opened its namespace: %w", name, err)
 		}
@@ -192,9 +173,9 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 	if ok, err := m.dockerReachable(ctx); !ok {
 		return nil, err
 	}
-	inspect := func(ref string) (network.Inspect, error) {
-		return dockerCall(ctx, m, "inspect docker network "+ref, func(ctx context.Context, cli *client.Client) (network.Inspect, error) {
-			return cli.NetworkInspect(ctx, ref, network.InspectOptions{})
+	inspect := func(ref string) (Network, error) {
+		return dockerCall(ctx, m, "inspect docker network "+ref, func(ctx context.Context, e Engine) (Network, error) {
+			return e.Network(ctx, ref)
 		})
 	}
 	// Docker's default network "bridge" is docker0: one call finds it.
@@ -203,12 +184,12 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 		if errors.Is(err, ErrDockerTimeout) {
 			return nil, err
 		}
-		if err == nil && bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) == bridge {
+		if err == nil && n.Bridge == bridge {
 			return toDockerNetwork(n), nil
 		}
 	}
-	nets, err := dockerCall(ctx, m, "list docker networks", func(ctx context.Context, cli *client.Client) ([]network.Summary, error) {
-		return cli.NetworkList(ctx, network.ListOptions{})
+	nets, err := dockerCall(ctx, m, "list docker networks", func(ctx context.Context, e Engine) ([]Network, error) {
+		return e.Networks(ctx)
 	})
 	if errors.Is(err, ErrDockerTimeout) {
 		return nil, err
@@ -217,7 +198,7 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 		return nil, fmt.Errorf("list docker networks: %w", err)
 	}
 	for _, n := range nets {
-		if bridgeNameOf(n.Name, n.ID, n.Driver, n.Options) != bridge {
+		if n.Bridge != bridge {
 			continue
 		}
 		full, err := inspect(n.ID)
@@ -225,7 +206,7 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 			return nil, err
 		}
 		if err != nil {
-			if cerrdefs.IsNotFound(err) {
+			if errors.Is(err, ErrNotFound) {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("inspect docker network %s: %w", n.Name, err)
@@ -235,29 +216,11 @@ func (m *Manager) bridgeNetwork(ctx context.Context, bridge string) (*dockerNetw
 	return nil, nil
 }
 
-// bridgeNameOf is the Linux bridge of a Docker bridge network ("" for other
-// drivers).
-func bridgeNameOf(name, id, driver string, opts map[string]string) string {
-	if driver != "bridge" {
-		return ""
-	}
-	if b := opts["com.docker.network.bridge.name"]; b != "" {
-		return b
-	}
-	if name == "bridge" {
-		return "docker0"
-	}
-	if len(id) >= 12 {
-		return "br-" + id[:12]
-	}
-	return ""
-}
-
-func toDockerNetwork(n network.Inspect) *dockerNetwork {
-	dn := &dockerNetwork{Name: n.Name, ICC: n.Options["com.docker.network.bridge.enable_icc"] != "false", Containers: map[string]string{}}
+func toDockerNetwork(n Network) *dockerNetwork {
+	dn := &dockerNetwork{Name: n.Name, ICC: n.ICC, Containers: map[string]string{}}
 	for _, ep := range n.Containers {
-		for _, a := range []string{ep.IPv4Address, ep.IPv6Address} {
-			if p, err := netip.ParsePrefix(a); err == nil {
+		for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+			if p.IsValid() {
 				dn.Containers[p.Addr().String()] = "container " + ep.Name
 			}
 		}
@@ -275,20 +238,19 @@ func (m *Manager) networkBridge(ctx context.Context, name string) (string, error
 		}
 		return "", fmt.Errorf("--network %s: %w", name, err)
 	}
-	n, err := dockerCall(ctx, m, "inspect docker network "+name, func(ctx context.Context, cli *client.Client) (network.Inspect, error) {
-		return cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	n, err := dockerCall(ctx, m, "inspect docker network "+name, func(ctx context.Context, e Engine) (Network, error) {
+		return e.Network(ctx, name)
 	})
-	if cerrdefs.IsNotFound(err) {
+	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("--network %s: no such Docker network (`docker network ls` lists them)", name)
 	}
 	if err != nil {
 		return "", fmt.Errorf("--network %s: %w", name, err)
 	}
-	br := bridgeNameOf(n.Name, n.ID, n.Driver, n.Options)
-	if br == "" {
+	if n.Bridge == "" {
 		return "", fmt.Errorf("--network %s uses Docker's %q driver: nswire wires containers into bridge networks only (give a network made with `docker network create --driver bridge`, or --bridge)", name, n.Driver)
 	}
-	return br, nil
+	return n.Bridge, nil
 }
 
 // NetworkBridge resolves a Docker network, by name or ID, to its Linux

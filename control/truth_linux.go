@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/control/state"
@@ -59,8 +58,8 @@ type DamagedRecord struct {
 // per record), or why the engine could not be asked.
 type truth struct {
 	m          *Manager
-	containers map[string]container.Summary // nil when the engine was not asked or did not answer
-	engineErr  error                        // why containers is nil although a record is a container's
+	containers map[string]Container // nil when the engine was not asked or did not answer
+	engineErr  error                // why containers is nil although a record is a container's
 }
 
 // newTruth lists Docker's containers once when a record is a container's.
@@ -124,7 +123,7 @@ func (t *truth) status(rec *state.Record) RecordStatus {
 		if !ok {
 			return RecordStatus{StateGone, fmt.Sprintf("container %.12s was removed: `nswire detach %s` or `nswire gc` clears the record", rec.ID, name)}
 		}
-		if c.State == container.StateRunning || c.State == container.StatePaused {
+		if c.State == "running" || c.State == "paused" {
 			return RecordStatus{StateRestarted, fmt.Sprintf("the container was restarted and runs in a new namespace without nswire's wiring: `nswire attach %s` wires it again", name)}
 		}
 		return RecordStatus{StateStopped, fmt.Sprintf("the container is %s: `docker start %s` and `nswire attach %s` wire it again, `nswire detach %s` clears the record", c.State, name, name, name)}

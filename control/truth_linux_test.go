@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/container"
-
 	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/test/testenv"
 )
@@ -25,12 +23,12 @@ func TestRecordStates(t *testing.T) {
 	docker := func(ino uint64) *state.Record {
 		return &state.Record{ID: id, Name: "web", Kind: state.KindDocker, PID: os.Getpid(), NetnsPath: "/proc/self/ns/net", NetnsInode: ino, HostIf: "nsw0011aabb", HostIfindex: 7}
 	}
-	running := map[string]container.Summary{id: {ID: id, State: container.StateRunning}}
-	exited := map[string]container.Summary{id: {ID: id, State: container.StateExited}}
+	running := map[string]Container{id: {ID: id, State: "running"}}
+	exited := map[string]Container{id: {ID: id, State: "exited"}}
 	for _, tc := range []struct {
 		name       string
 		rec        *state.Record
-		containers map[string]container.Summary
+		containers map[string]Container
 		engineErr  error
 		want       RecordState
 		reason     string
@@ -38,7 +36,7 @@ func TestRecordStates(t *testing.T) {
 		{"namespace recorded, veth missing", docker(m.hostInode), running, nil, StateBroken, "host veth nsw0011aabb (ifindex 7) is missing"},
 		{"running in another namespace", docker(m.hostInode + 1), running, nil, StateRestarted, "`nswire attach web` wires it again"},
 		{"exited", docker(m.hostInode + 1), exited, nil, StateStopped, "the container is exited"},
-		{"removed", docker(m.hostInode + 1), map[string]container.Summary{}, nil, StateGone, "was removed"},
+		{"removed", docker(m.hostInode + 1), map[string]Container{}, nil, StateGone, "was removed"},
 		{"engine silent", docker(m.hostInode + 1), nil, errors.New("engine hung"), StateStopped, "did not answer (engine hung)"},
 		{"process exited", &state.Record{ID: "pid:999999999", Kind: state.KindPID, PID: 999999999, NetnsPath: "/proc/999999999/ns/net", NetnsInode: 5}, nil, nil, StateGone, "process 999999999 exited"},
 		{"pid reused", &state.Record{ID: "pid:1", Kind: state.KindPID, PID: os.Getpid(), NetnsPath: "/proc/self/ns/net", NetnsInode: m.hostInode + 1}, nil, nil, StateGone, "the PID was reused"},

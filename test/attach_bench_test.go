@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/dockerengine"
 
 	"github.com/vishvananda/netlink"
 
@@ -34,7 +35,7 @@ func newBenchManager(b *testing.B) (*control.Manager, string) {
 	testenv.RequireRoot(b)
 	stateDir := b.TempDir()
 	pinDir := "/sys/fs/bpf/nswire-bench-" + testenv.ContainerName("a")
-	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir})
+	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir, NewEngine: dockerengine.New})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func BenchmarkStats500(b *testing.B) {
 	testenv.RequireRoot(b)
 	stateDir := b.TempDir()
 	pinDir := "/sys/fs/bpf/nswire-bench-" + testenv.ContainerName("s")
-	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir})
+	m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir, NewEngine: dockerengine.New})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/metrics"
 	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/test/testenv"
@@ -234,7 +235,7 @@ func TestCNIStandalone(t *testing.T) {
 	}
 
 	// /metrics labels the endpoint with the container ID and the pod.
-	m, err := control.NewManager(control.Config{StateDir: n.StateDir, PinDir: n.PinDir})
+	m, err := control.NewManager(control.Config{StateDir: n.StateDir, PinDir: n.PinDir, NewEngine: dockerengine.New})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/test/testenv"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkAttachConcurrent(b *testing.B) {
 		name := fmt.Sprintf("nswcc%s-%d", tag, i)
 		testenv.NewNamedNetNS(b, name)
 		pinDir := "/sys/fs/bpf/nswire-test-" + strings.ToLower(testenv.ContainerName("cc"))
-		m, err := control.NewManager(control.Config{StateDir: b.TempDir(), PinDir: pinDir})
+		m, err := control.NewManager(control.Config{StateDir: b.TempDir(), PinDir: pinDir, NewEngine: dockerengine.New})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/serve"
 	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/test/testenv"
@@ -45,7 +46,7 @@ func BenchmarkServeRewire(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			stateDir := b.TempDir()
 			pinDir := "/sys/fs/bpf/nswire-test-" + testenv.ContainerName("bench")
-			m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir, DesiredDir: stateDir + ".desired"})
+			m, err := control.NewManager(control.Config{StateDir: stateDir, PinDir: pinDir, NewEngine: dockerengine.New, DesiredDir: stateDir + ".desired"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/serve"
 	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/test/testenv"
@@ -72,7 +73,7 @@ func desiredDir(e *env) string { return e.stateDir + ".desired" }
 // the test), and waits for its first full reconcile.
 func startServe(t *testing.T, e *env, token string, resync time.Duration) *served {
 	t.Helper()
-	m, err := control.NewManager(control.Config{StateDir: e.stateDir, PinDir: e.pinDir, DesiredDir: desiredDir(e)})
+	m, err := control.NewManager(control.Config{StateDir: e.stateDir, PinDir: e.pinDir, NewEngine: dockerengine.New, DesiredDir: desiredDir(e)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +618,7 @@ func runLabelledAsync(t *testing.T, cli *client.Client, token, prefix string) (s
 func TestServeSecondInstanceRefuses(t *testing.T) {
 	e := newEnv(t)
 	startServe(t, e, newToken(), 30*time.Second)
-	m, err := control.NewManager(control.Config{StateDir: e.stateDir, PinDir: e.pinDir, DesiredDir: desiredDir(e)})
+	m, err := control.NewManager(control.Config{StateDir: e.stateDir, PinDir: e.pinDir, NewEngine: dockerengine.New, DesiredDir: desiredDir(e)})
 	if err != nil {
 		t.Fatal(err)
 	}

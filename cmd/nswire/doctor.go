@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 )
 
 func newDoctorCmd(g *globalFlags) *cobra.Command {
@@ -38,7 +39,7 @@ fail.`,
 		ValidArgsFunction: completeAttached(g),
 		PreRunE:           func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := control.OpenForDoctor(control.Config{StateDir: g.stateDir, PinDir: g.pinDir})
+			m, err := control.OpenForDoctor(control.Config{StateDir: g.stateDir, PinDir: g.pinDir, NewEngine: dockerengine.New})
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/state"
 )
 
@@ -79,7 +80,7 @@ func (g *globalFlags) manager(cmd *cobra.Command) (*control.Manager, error) {
 	if g.dockerTimeout <= 0 {
 		return nil, fmt.Errorf("--docker-timeout %s is not a duration nswire can wait: give a positive one, e.g. 10s", g.dockerTimeout)
 	}
-	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, DockerTimeout: g.dockerTimeout, DesiredDir: g.desired()}
+	cfg := control.Config{StateDir: g.stateDir, PinDir: g.pinDir, NewEngine: dockerengine.New, DockerTimeout: g.dockerTimeout, DesiredDir: g.desired()}
 	if g.verbose {
 		cfg.Verbose = cmd.ErrOrStderr()
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/nswire/nswire/control"
 	"github.com/nswire/nswire/control/datapath"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/state"
 	"github.com/nswire/nswire/netops"
 )
@@ -222,7 +223,7 @@ func preflight(ctx context.Context, m *control.Manager, cfg *Config, res *Result
 	if !cfg.NetnsOnly {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		cli, err := m.Docker()
+		cli, err := dockerengine.Client(m)
 		if err == nil {
 			_, err = cli.Ping(pctx)
 		}

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nswire/nswire/control"
+	"github.com/nswire/nswire/control/dockerengine"
 	"github.com/nswire/nswire/control/metrics"
 	"github.com/nswire/nswire/control/state"
 )
@@ -104,7 +105,7 @@ func Run(ctx context.Context, m *control.Manager, cfg Config) error {
 		return err
 	}
 	defer lock.release()
-	cli, err := m.Docker()
+	cli, err := dockerengine.Client(m)
 	if err != nil {
 		return err
 	}

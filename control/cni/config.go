@@ -1,7 +1,7 @@
 // Package cni is nswire's CNI plugin: the spec's commands (ADD, DEL, CHECK,
 // STATUS, GC, VERSION) on github.com/containernetworking/cni's skel, its
-// network configuration, IPAM delegation (invoke.Delegate*, as
-// containernetworking/plugins' pkg/ipam does), chaining on prevResult,
+// network configuration, IPAM delegation through
+// github.com/containernetworking/plugins/pkg/ipam, chaining on prevResult,
 // and the result. The wiring and counting are the manager's (package
 // control): standalone, the CLI's attach plan; chained, its observe path.
 package cni

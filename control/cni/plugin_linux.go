@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ipam"
 
 	"github.com/nswire/nswire/control"
 )
@@ -88,16 +89,16 @@ func Add(args *skel.CmdArgs) error {
 			NetnsPath: args.Netns, CNI: id, Bridge: c.Bridge, IsGateway: c.IsGateway, MTU: c.MTU,
 			Mode: c.Mode, Hook: c.Hook,
 			Allocate: func() (*control.CNIAddress, error) {
-				r, err := ipamAdd(c.IPAM.Type, args.StdinData)
+				r, err := ipam.ExecAdd(c.IPAM.Type, args.StdinData)
 				if err != nil {
 					return nil, err
 				}
 				if ipamRes, err = current.NewResultFromResult(r); err != nil {
-					ipamDel(c.IPAM.Type, args.StdinData)
+					ipam.ExecDel(c.IPAM.Type, args.StdinData)
 					return nil, fmt.Errorf("convert the IPAM result: %w", err)
 				}
 				if err := OnePerFamily(ipamRes); err != nil {
-					ipamDel(c.IPAM.Type, args.StdinData)
+					ipam.ExecDel(c.IPAM.Type, args.StdinData)
 					return nil, err
 				}
 				addr, gw := IPv4Of(ipamRes, -1)
@@ -111,7 +112,7 @@ func Add(args *skel.CmdArgs) error {
 				}
 				return a, nil
 			},
-			Release: func() error { return ipamDel(c.IPAM.Type, args.StdinData) },
+			Release: func() error { return ipam.ExecDel(c.IPAM.Type, args.StdinData) },
 		})
 		if err != nil {
 			var te *types.Error
@@ -149,7 +150,7 @@ func Del(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrTryAgainLater, "nswire detach", err.Error())
 		}
 		if !c.Chained {
-			if err := ipamDel(c.IPAM.Type, args.StdinData); err != nil {
+			if err := ipam.ExecDel(c.IPAM.Type, args.StdinData); err != nil {
 				return types.NewError(types.ErrTryAgainLater, "release the address (IPAM DEL)", err.Error())
 			}
 		}
@@ -171,7 +172,7 @@ func Check(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrUnknownContainer, "nswire CHECK", err.Error())
 		}
 		if !c.Chained {
-			if err := ipamCheck(c.IPAM.Type, args.StdinData); err != nil {
+			if err := ipam.ExecCheck(c.IPAM.Type, args.StdinData); err != nil {
 				return types.NewError(types.ErrInternal, "IPAM CHECK", err.Error())
 			}
 		}
@@ -271,7 +272,7 @@ func Status(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrPluginNotAvailable, "nswire state directory", err.Error())
 		}
 		if !c.Chained {
-			if err := ipamStatus(c.IPAM.Type, args.StdinData); err != nil {
+			if err := ipam.ExecStatus(c.IPAM.Type, args.StdinData); err != nil {
 				return types.NewError(types.ErrPluginNotAvailable, "IPAM STATUS", err.Error())
 			}
 		}

@@ -66,48 +66,12 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	m.logPhase("resolve", &phase)
 
 	if !dryRun {
-		if tomb, err := m.store.GetTombstone(t.ID); err != nil {
+		if err := m.finishInterruptedDetach(t); err != nil {
 			return nil, err
-		} else if tomb != nil {
-			if err := m.finishDetach(tomb); err != nil {
-				return nil, fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
-			}
 		}
 	}
-	existing, err := m.store.Get(t.ID)
-	if state.IsDamaged(err) {
-		ref := t.Name
-		if t.Kind != state.KindDocker {
-			ref = t.ID
-		}
-		return nil, fmt.Errorf("the record of %s is damaged (%v): `nswire detach %s` removes what nswire made for it and keeps the file aside, then attach again", t.Name, err, ref)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
-		// The same namespace: the same inode and, for a container or PID,
-		// the same process (an inode number is reused at once after a
-		// namespace dies: a restarted container may get its old one).
-		if existing.NetnsInode == t.Inode && existing.PID == t.PID {
-			if diff := differences(existing, req); diff != "" {
-				return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
-			}
-			res, err := m.attachedAgain(t, existing, dryRun)
-			if err == nil && !dryRun {
-				if err := m.rememberDesired(res.Record, !req.IP.IsSet()); err != nil {
-					return nil, err
-				}
-			}
-			return res, err
-		}
-		// The record describes a namespace or veth that is gone (the
-		// container restarted): clear it and wire afresh.
-		if !dryRun {
-			if err := m.teardown(existing); err != nil {
-				return nil, fmt.Errorf("clear stale record of %s: %w", t.Name, err)
-			}
-		}
+	if res, err := m.attachExisting(t, req, dryRun); res != nil || err != nil {
+		return res, err
 	}
 
 	rec, err := m.plan(ctx, t, req)
@@ -134,13 +98,7 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 	steps, release := m.attachSteps(t, rec, settle)
 	defer release()
 	if dryRun {
-		var plan []PlanStep
-		for _, s := range steps {
-			if s.cmd != "" {
-				plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
-			}
-		}
-		return &AttachResult{Record: rec, Plan: plan}, nil
+		return &AttachResult{Record: rec, Plan: planOf(steps)}, nil
 	}
 	if err := m.run(steps); err != nil {
 		return nil, fmt.Errorf("attach %s: %w (every step done was undone)", t.Name, err)
@@ -149,6 +107,69 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*
 		return nil, fmt.Errorf("attached %s, but %w", t.Name, err)
 	}
 	return &AttachResult{Record: rec}, nil
+}
+
+// finishInterruptedDetach finishes a detach of t that was interrupted after
+// it wrote its tombstone, if there is one.
+func (m *Manager) finishInterruptedDetach(t *Target) error {
+	tomb, err := m.store.GetTombstone(t.ID)
+	if err != nil || tomb == nil {
+		return err
+	}
+	if err := m.finishDetach(tomb); err != nil {
+		return fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// attachExisting deals with a record t has already. In the same namespace
+// it is attach again: the same settings are checked and repaired, other
+// settings an error. A record of a namespace or veth that is gone (the
+// container restarted) is cleared. (nil, nil): plan and wire afresh.
+func (m *Manager) attachExisting(t *Target, req AttachRequest, dryRun bool) (*AttachResult, error) {
+	existing, err := m.store.Get(t.ID)
+	if state.IsDamaged(err) {
+		ref := t.Name
+		if t.Kind != state.KindDocker {
+			ref = t.ID
+		}
+		return nil, fmt.Errorf("the record of %s is damaged (%v): `nswire detach %s` removes what nswire made for it and keeps the file aside, then attach again", t.Name, err, ref)
+	}
+	if err != nil || existing == nil {
+		return nil, err
+	}
+	// The same namespace: the same inode and, for a container or PID, the
+	// same process (an inode number is reused at once after a namespace
+	// dies: a restarted container may get its old one).
+	if existing.NetnsInode == t.Inode && existing.PID == t.PID {
+		if diff := differences(existing, req); diff != "" {
+			return nil, fmt.Errorf("%s is already attached with other settings (%s): `nswire detach %s` first", t.Name, diff, t.Name)
+		}
+		res, err := m.attachedAgain(t, existing, dryRun)
+		if err == nil && !dryRun {
+			if err := m.rememberDesired(res.Record, !req.IP.IsSet()); err != nil {
+				return nil, err
+			}
+		}
+		return res, err
+	}
+	if !dryRun {
+		if err := m.teardown(existing); err != nil {
+			return nil, fmt.Errorf("clear stale record of %s: %w", t.Name, err)
+		}
+	}
+	return nil, nil
+}
+
+// planOf is the dry run's plan of steps: the ones with a command.
+func planOf(steps []step) []PlanStep {
+	var plan []PlanStep
+	for _, s := range steps {
+		if s.cmd != "" {
+			plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
+		}
+	}
+	return plan
 }
 
 // logPhase prints, in verbose mode, how long the phase since *since took.

@@ -192,12 +192,8 @@ func (r *CNIAttachRequest) check() error {
 // record of t in a namespace that is gone, with its lease. (nil, nil): wire
 // afresh.
 func (m *Manager) cniExisting(t *Target, req CNIAttachRequest) (*CNIAttachResult, error) {
-	if tomb, err := m.store.GetTombstone(t.ID); err != nil {
+	if err := m.finishInterruptedDetach(t); err != nil {
 		return nil, err
-	} else if tomb != nil {
-		if err := m.finishDetach(tomb); err != nil {
-			return nil, fmt.Errorf("finish the interrupted detach of %s: %w", t.Name, err)
-		}
 	}
 	existing, err := m.store.Get(t.ID)
 	if err != nil || existing == nil {

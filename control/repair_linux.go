@@ -123,12 +123,13 @@ func (r *repairer) hostSide() error {
 // the address and default route of each recorded family (IPv6 on).
 func (r *repairer) containerSide() error {
 	t, rec := r.t, r.rec
-	for _, key := range raSettings {
+	for _, kv := range raOff {
+		key, want := kv[0], kv[1]
 		if v, ok, err := netops.IPv6Conf(t.NS, rec.IfName, key); err != nil {
 			return err
-		} else if ok && v != "0" {
-			if err := r.fix(fmt.Sprintf("%s=0 on %s (was %s)", key, rec.IfName, v), func() error {
-				_, err := netops.SetIPv6Conf(t.NS, rec.IfName, key, "0")
+		} else if ok && v != want {
+			if err := r.fix(fmt.Sprintf("%s=%s on %s (was %s)", key, want, rec.IfName, v), func() error {
+				_, err := netops.SetIPv6Conf(t.NS, rec.IfName, key, want)
 				return err
 			}); err != nil {
 				return err
@@ -237,11 +238,7 @@ func (m *Manager) rewire(t *Target, old *state.Record, dryRun bool) (*state.Reco
 	steps, release := m.attachSteps(t, &rec, func() error { return nil })
 	defer release()
 	if dryRun {
-		var plan []PlanStep
-		for _, s := range steps {
-			plan = append(plan, PlanStep{Name: s.name, Command: s.cmd})
-		}
-		return &rec, plan, nil
+		return &rec, planOf(steps), nil
 	}
 	if err := m.teardown(old); err != nil {
 		return nil, nil, fmt.Errorf("clear what is left of %s: %w", t.Name, err)

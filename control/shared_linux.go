@@ -32,18 +32,14 @@ func checkBridgeShared(br netlink.Link, mtu int) error {
 	return nil
 }
 
-// raSettings are the IPv6 settings attach gives the interface it creates:
-// no router advertisements accepted, no address configured from them.
-var raSettings = []string{"accept_ra", "autoconf"}
+// raOff are the IPv6 settings attach gives the interface it creates: no
+// router advertisements accepted, no address configured from them.
+var raOff = [][2]string{{"accept_ra", "0"}, {"autoconf", "0"}}
 
-// disableRA sets accept_ra=0 and autoconf=0 on ifName inside ns; a
-// namespace without IPv6 needs nothing.
+// disableRA sets raOff on ifName inside ns; a namespace without IPv6 needs
+// nothing.
 func disableRA(ns netns.NsHandle, ifName string) error {
-	set := make([][2]string, len(raSettings))
-	for i, key := range raSettings {
-		set[i] = [2]string{key, "0"}
-	}
-	_, err := netops.SetIPv6Confs(ns, ifName, set)
+	_, err := netops.SetIPv6Confs(ns, ifName, raOff)
 	return err
 }
 

@@ -175,6 +175,18 @@ func dial(ip net.IP, port int, nodelay bool) (int, error) {
 	return fd, nil
 }
 
+// acceptOne listens on ip, sends the port to ready and returns the one
+// connection the workload's client makes (the listener is closed).
+func acceptOne(ip net.IP, ready chan<- int, stop func() bool) (int, error) {
+	lfd, port, err := listen(unix.SOCK_STREAM, ip)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(lfd)
+	ready <- port
+	return accept(lfd, stop)
+}
+
 // accept waits for a connection on lfd until stop or the deadline.
 func accept(lfd int, stop func() bool) (int, error) {
 	for {
@@ -304,13 +316,7 @@ func percentile(sorted []int32, q float64) int32 {
 
 // rrServer answers 1-byte requests on one connection with 1 byte.
 func rrServer(ip net.IP, ready chan<- int, stop func() bool) error {
-	lfd, port, err := listen(unix.SOCK_STREAM, ip)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(lfd)
-	ready <- port
-	fd, err := accept(lfd, stop)
+	fd, err := acceptOne(ip, ready, stop)
 	if err != nil {
 		return err
 	}
@@ -498,13 +504,7 @@ const streamBuf = 128 << 10
 // streamServer reads one connection and counts the bytes received inside
 // the window.
 func streamServer(ip net.IP, ready chan<- int, w loadWindow, stop func() bool, res *sideResult) error {
-	lfd, port, err := listen(unix.SOCK_STREAM, ip)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(lfd)
-	ready <- port
-	fd, err := accept(lfd, stop)
+	fd, err := acceptOne(ip, ready, stop)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ const maxSlots = 4096
 func (m *Manager) Attach(ctx context.Context, req AttachRequest, dryRun bool) (*AttachResult, error) {
 	req = req.withDefaults()
 	if req.Network != "" {
-		br, err := m.networkBridge(ctx, req.Network)
+		br, err := m.NetworkBridge(ctx, req.Network)
 		if err != nil {
 			return nil, err
 		}

@@ -80,7 +80,7 @@ func TestNoEngine(t *testing.T) {
 	if dn, err := m.bridgeNetwork(ctx, "docker0"); dn != nil || err != nil {
 		t.Errorf("bridgeNetwork = %+v, %v; want nil, nil", dn, err)
 	}
-	if _, err := m.networkBridge(ctx, "net1"); err == nil || err.Error() != "--network net1: the Docker engine is not reachable" {
+	if _, err := m.NetworkBridge(ctx, "net1"); err == nil || err.Error() != "--network net1: the Docker engine is not reachable" {
 		t.Errorf("networkBridge error = %v", err)
 	}
 	if _, err := m.inspect(ctx, "web"); err == nil || !strings.Contains(err.Error(), `inspect container "web"`) || !strings.Contains(err.Error(), "is dockerd running?") {
@@ -115,15 +115,15 @@ func TestEngineErrors(t *testing.T) {
 		{"nope", "", "--network nope: no such Docker network (`docker network ls` lists them)"},
 		{"over", "", `--network over uses Docker's "overlay" driver`},
 	} {
-		br, err := m.networkBridge(ctx, tc.network)
+		br, err := m.NetworkBridge(ctx, tc.network)
 		if tc.errHas != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("networkBridge(%s) error = %v, want %q", tc.network, err, tc.errHas)
+				t.Errorf("NetworkBridge(%s) error = %v, want %q", tc.network, err, tc.errHas)
 			}
 			continue
 		}
 		if err != nil || br != tc.bridge {
-			t.Errorf("networkBridge(%s) = %q, %v; want %q", tc.network, br, err, tc.bridge)
+			t.Errorf("NetworkBridge(%s) = %q, %v; want %q", tc.network, br, err, tc.bridge)
 		}
 	}
 	dn, err := m.bridgeNetwork(ctx, "docker0")

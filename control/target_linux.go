@@ -228,10 +228,10 @@ func toDockerNetwork(n Network) *dockerNetwork {
 	return dn
 }
 
-// networkBridge resolves a Docker network, by name or ID, to its Linux
+// NetworkBridge resolves a Docker network, by name or ID, to its Linux
 // bridge. A network that does not exist, or whose driver is not bridge, is
 // an error naming it and what would do.
-func (m *Manager) networkBridge(ctx context.Context, name string) (string, error) {
+func (m *Manager) NetworkBridge(ctx context.Context, name string) (string, error) {
 	if ok, err := m.dockerReachable(ctx); !ok {
 		if err == nil {
 			err = errors.New("the Docker engine is not reachable")
@@ -251,13 +251,6 @@ func (m *Manager) networkBridge(ctx context.Context, name string) (string, error
 		return "", fmt.Errorf("--network %s uses Docker's %q driver: nswire wires containers into bridge networks only (give a network made with `docker network create --driver bridge`, or --bridge)", name, n.Driver)
 	}
 	return n.Bridge, nil
-}
-
-// NetworkBridge resolves a Docker network, by name or ID, to its Linux
-// bridge, with the errors of `--network` (no such network, not a bridge
-// network, no engine).
-func (m *Manager) NetworkBridge(ctx context.Context, name string) (string, error) {
-	return m.networkBridge(ctx, name)
 }
 
 // BridgeNetworkName returns the name of the Docker network whose Linux

@@ -215,21 +215,11 @@ func linkLocal(mac net.HardwareAddr) netip.Addr {
 // ff02::1 from mac's own link-local address, which the guard lets through
 // as a source), as a rogue router in a container would send it.
 func icmp6RA(mac net.HardwareAddr) []byte {
-	f := make([]byte, 14+40+16)
-	copy(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 1})
-	copy(f[6:12], mac)
-	binary.BigEndian.PutUint16(f[12:14], 0x86dd)
-	ip := f[14:54]
-	ip[0] = 0x60
-	binary.BigEndian.PutUint16(ip[4:6], 16) // payload length
-	ip[6], ip[7] = 58, 255                  // ICMPv6, hop limit
-	copy(ip[8:24], linkLocal(mac).AsSlice())
-	copy(ip[24:40], netip.MustParseAddr("ff02::1").AsSlice())
-	ra := f[54:]
+	ra := make([]byte, 16)
 	ra[0] = 134 // router advertisement
 	ra[4] = 64  // cur hop limit
 	binary.BigEndian.PutUint16(ra[6:8], 1800)
-	return f
+	return icmp6Frame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, mac, linkLocal(mac), netip.MustParseAddr("ff02::1"), ra)
 }
 
 // TestDropsEvents: every kind of spoofed frame a container sends appears in

@@ -690,15 +690,12 @@ static __always_inline int ip6_is_eui64_ll(const __u8 *a, const __u8 *mac)
 #define ND_MSG_LEN 24    /* ICMPv6 header, flags/reserved, target address */
 #define MAX_ND_OPTS 4    /* options the guard follows; more is a drop */
 
-// ip6_is_own reports whether the 16 bytes at a are one of ep's IPv6
-// addresses: its global one (when it has one) or its EUI-64 link-local.
-static __always_inline int ip6_is_own(const __u8 *a, const struct endpoint *ep)
+// ip6_is_own reports whether a is one of ep's IPv6 addresses: its global
+// one (when it has one) or its EUI-64 link-local.
+static __always_inline int ip6_is_own(const __u32 *a, const struct endpoint *ep)
 {
-	__u32 w[4];
-
-	__builtin_memcpy(w, a, 16);
-	return (!ip6_is_zero((const __u32 *)ep->ip6) && ip6_eq(w, (const __u32 *)ep->ip6)) ||
-	       ip6_is_eui64_ll(a, ep->mac);
+	return (!ip6_is_zero((const __u32 *)ep->ip6) && ip6_eq(a, (const __u32 *)ep->ip6)) ||
+	       ip6_is_eui64_ll((const __u8 *)a, ep->mac);
 }
 
 // guard_nd checks a neighbour solicitation or advertisement (p->sport, at
@@ -723,7 +720,7 @@ static __noinline int guard_nd(struct __sk_buff *skb, const struct endpoint *ep,
 	m = bytes_at(skb, p->l4_off, buf, ND_MSG_LEN);
 	if (!m)
 		return DROP_ND_SPOOF;
-	if ((p->sport == ICMPV6_NEIGH_ADVERT || from_unspec) && !ip6_is_own(m + 8, ep))
+	if ((p->sport == ICMPV6_NEIGH_ADVERT || from_unspec) && !ip6_is_own((const __u32 *)(m + 8), ep))
 		return DROP_ND_SPOOF;
 
 	off = p->l4_off + ND_MSG_LEN;
@@ -810,9 +807,7 @@ static __always_inline int guard(struct __sk_buff *skb, const struct endpoint *e
 			return DROP_SRC_IP6;
 		s = ip6->saddr.in6_u.u6_addr32;
 		unspec = ip6_is_zero(s);
-		if (!unspec &&
-		    !(!ip6_is_zero((const __u32 *)ep->ip6) && ip6_eq(s, (const __u32 *)ep->ip6)) &&
-		    !ip6_is_eui64_ll(ip6->saddr.in6_u.u6_addr8, ep->mac))
+		if (!unspec && !ip6_is_own(s, ep))
 			return DROP_SRC_IP6;
 		return guard_icmp6(skb, ep, p, unspec);
 	} else if (p->proto == bpf_htons(ETH_P_ARP)) {

@@ -337,27 +337,7 @@ func TestGuard(t *testing.T) {
 		putEP(t, o, loIfindex, slot, macA, ip4A, ip6A, mode, FlagGuard)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				if err := o.ZeroCounters(slot); err != nil {
-					t.Fatal(err)
-				}
-				const n = 2
-				ret, _ := run(t, o.FromContainer, tc.frame, n)
-				c := readSlot(t, o, slot)
-				if tc.drop < 0 {
-					if ret != ActNext {
-						t.Errorf("verdict %d, want next", int32(ret))
-					}
-					wantOnly(t, c, DirTX, tc.l3, tc.l4, n, n*uint64(len(tc.frame)))
-					return
-				}
-				if ret != ActShot {
-					t.Errorf("verdict %d, want shot", int32(ret))
-				}
-				var want Counters
-				want.Drops[tc.drop] = n
-				if c != want {
-					t.Errorf("counters:\n got  %+v\n want %+v", c, want)
-				}
+				checkGuarded(t, o, slot, tc.frame, 2, tc.drop, tc.l3, tc.l4)
 			})
 		}
 	}
@@ -369,6 +349,33 @@ func TestGuard(t *testing.T) {
 		t.Errorf("unguarded: verdict %d, want next", int32(ret))
 	}
 	wantOnly(t, readSlot(t, o, slot), DirTX, L3IPv4, L4UDP, 1, uint64(len(frame)))
+}
+
+// checkGuarded sends frame n times from the guarded endpoint in slot and
+// checks the verdict and the counters: with drop < 0 it passes and is
+// counted as tx in l3/l4, else it is dropped and counted only as drop.
+func checkGuarded(t *testing.T, o *Objects, slot uint32, frame []byte, n uint64, drop, l3, l4 int) {
+	t.Helper()
+	if err := o.ZeroCounters(slot); err != nil {
+		t.Fatal(err)
+	}
+	ret, _ := run(t, o.FromContainer, frame, uint32(n))
+	c := readSlot(t, o, slot)
+	if drop < 0 {
+		if ret != ActNext {
+			t.Errorf("verdict %d, want next", int32(ret))
+		}
+		wantOnly(t, c, DirTX, l3, l4, n, n*uint64(len(frame)))
+		return
+	}
+	if ret != ActShot {
+		t.Errorf("verdict %d, want shot", int32(ret))
+	}
+	var want Counters
+	want.Drops[drop] = n
+	if c != want {
+		t.Errorf("counters:\n got  %+v\n want %+v", c, want)
+	}
 }
 
 func TestGuardNoIPv6(t *testing.T) {

@@ -175,27 +175,7 @@ func TestRouterGuard(t *testing.T) {
 		putEP(t, o, loIfindex, slot, macA, ip4A, ip6A, mode, FlagGuard)
 		for _, tc := range guard6Cases() {
 			t.Run(modeName(mode)+"/"+tc.name, func(t *testing.T) {
-				if err := o.ZeroCounters(slot); err != nil {
-					t.Fatal(err)
-				}
-				const n = 3
-				ret, _ := run(t, o.FromContainer, tc.frame, n)
-				c := readSlot(t, o, slot)
-				if tc.drop < 0 {
-					if ret != ActNext {
-						t.Errorf("verdict %d, want next", int32(ret))
-					}
-					wantOnly(t, c, DirTX, L3IPv6, tc.l4, n, n*uint64(len(tc.frame)))
-					return
-				}
-				if ret != ActShot {
-					t.Errorf("verdict %d, want shot", int32(ret))
-				}
-				var want Counters
-				want.Drops[tc.drop] = n
-				if c != want {
-					t.Errorf("counters:\n got  %+v\n want %+v", c, want)
-				}
+				checkGuarded(t, o, slot, tc.frame, 3, tc.drop, L3IPv6, tc.l4)
 			})
 		}
 	}
